@@ -1,0 +1,96 @@
+//! The command line: what an operator can ask of the `medbot` binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::storage::PatientSelector;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medbot",
+    version,
+    about = "A Telegram medical-consultation bot: a local language model, encrypted patient history, \
+             and doctor review of risky answers.",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations built into this binary (harmless to run again).
+    Migrate {
+        /// List applied and pending migrations instead of applying them.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Create or rotate the master key that protects every patient's data key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Export or erase one patient's data (named by id, P- reference, or tg:<telegram user id>).
+    Patient {
+        #[command(subcommand)]
+        command: PatientCommand,
+    },
+    /// Check every setting `serve` needs (Telegram, doctors, database, master key, model) and say
+    /// which one is wrong.
+    Check,
+    /// Check the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random master key (base64 of 32 bytes) for MEDBOT_MASTER_KEY.
+    Generate {
+        /// Write the key to this file (created with mode 0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Re-wrap every patient data key under a new master key, in one transaction. Messages are not
+    /// re-encrypted. Stop the bot first; afterwards start it with the new key.
+    Rotate {
+        /// File holding the new master key (base64), e.g. from `medbot keys generate --output`.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatientCommand {
+    /// Print the patient's decrypted history as JSON (recorded in the audit log).
+    Export {
+        /// Patient id (UUID), reference (P-1a2b3c4d) or Telegram user id (tg:123456).
+        patient: PatientSelector,
+        /// Write the JSON to this file (mode 0600) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Erase the patient: destroy their data key first (crypto-shredding), then every row.
+    Erase {
+        /// Patient id (UUID), reference (P-1a2b3c4d) or Telegram user id (tg:123456).
+        patient: PatientSelector,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-compute the hash chain and report the first row that was altered, if any.
+    Verify,
+    /// Show the newest audit entries.
+    Tail {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}

@@ -1,0 +1,395 @@
+//! Settings from the environment (and an optional `.env`), validated into typed values.
+//!
+//! Each subcommand asks only for what it uses: `migrate` reads `DATABASE_URL` and nothing else. Every
+//! problem is one [`ConfigError`] naming the variable and what is wrong with it, and never echoing a
+//! secret (a database URL may hold a password; a master key is the crown jewel).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::{CryptoError, MasterKey};
+use crate::domain::{TelegramChatId, TelegramUserId};
+
+pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const MEDBOT_MASTER_KEY: &str = "MEDBOT_MASTER_KEY";
+pub const MEDBOT_MASTER_KEY_FILE: &str = "MEDBOT_MASTER_KEY_FILE";
+pub const TELOXIDE_TOKEN: &str = "TELOXIDE_TOKEN";
+pub const TELEGRAM_API_URL: &str = "TELEGRAM_API_URL";
+pub const DOCTOR_CHAT_ID: &str = "DOCTOR_CHAT_ID";
+pub const DOCTOR_IDS: &str = "DOCTOR_IDS";
+pub const MODEL_PATH: &str = "MODEL_PATH";
+
+/// The database `medbot chat` uses when nothing is configured.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
+/// The model models/fetch downloads.
+pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// A setting that is missing or malformed. Displays as one line: `VARIABLE: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where settings come from. The process environment in production, a map in tests.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment, after `.env` has been loaded into it.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).map(|v| (*v).to_owned())
+    }
+}
+
+/// Loads `.env` from the working directory if there is one. A file that exists but cannot be parsed is
+/// an error rather than silently ignored: half-applied settings are worse than none.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(_, index)) => Err(ConfigError::new(
+            ".env",
+            format!("line {} cannot be parsed (expected NAME=value)", index + 1),
+        )),
+        Err(e) => Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+    }
+}
+
+fn non_empty(env: &dyn Env, name: &'static str) -> Option<String> {
+    env.get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn required(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
+    non_empty(env, name).ok_or_else(|| ConfigError::new(name, "is not set"))
+}
+
+/// A PostgreSQL connection URL. Its `Display` hides the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let url = url::Url::parse(raw).map_err(|e| {
+            ConfigError::new(
+                DATABASE_URL,
+                format!("is not a valid URL ({e}); expected postgres://user@host:5432/database"),
+            )
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::new(
+                DATABASE_URL,
+                format!(
+                    "has scheme {:?}; expected postgres://user@host:5432/database",
+                    url.scheme()
+                ),
+            ));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The database name in the URL's path, if any.
+    pub fn database_name(&self) -> Option<String> {
+        let url = url::Url::parse(self.expose()).ok()?;
+        let name = url.path().trim_start_matches('/');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    /// The same server with another database name (used to create a missing database).
+    pub fn with_database(&self, name: &str) -> Self {
+        let mut url = url::Url::parse(self.expose()).expect("validated at construction");
+        url.set_path(name);
+        Self(SecretString::from(url.to_string()))
+    }
+
+    /// host:port/database, for messages: never the user's password.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(url) => format!(
+                "{}:{}{}",
+                url.host_str().unwrap_or("localhost"),
+                url.port().unwrap_or(5432),
+                url.path()
+            ),
+            Err(_) => "<invalid url>".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// `DATABASE_URL`, required.
+pub fn database_url(env: &dyn Env) -> Result<DatabaseUrl, ConfigError> {
+    DatabaseUrl::parse(&required(env, DATABASE_URL)?)
+}
+
+/// `DATABASE_URL`, or the local default for the terminal chat.
+pub fn database_url_or_default(env: &dyn Env) -> Result<DatabaseUrl, ConfigError> {
+    match non_empty(env, DATABASE_URL) {
+        Some(raw) => DatabaseUrl::parse(&raw),
+        None => DatabaseUrl::parse(DEFAULT_DATABASE_URL),
+    }
+}
+
+/// Where the master key comes from, before it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    Inline,
+    File(PathBuf),
+}
+
+/// Reads the master key from `MEDBOT_MASTER_KEY` or `MEDBOT_MASTER_KEY_FILE`. `Ok(None)` when neither
+/// is set, so that a caller with a safe default (the terminal chat) can choose it.
+pub fn master_key_if_set(env: &dyn Env) -> Result<Option<MasterKey>, ConfigError> {
+    let inline = non_empty(env, MEDBOT_MASTER_KEY);
+    let file = non_empty(env, MEDBOT_MASTER_KEY_FILE);
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            MEDBOT_MASTER_KEY,
+            "and MEDBOT_MASTER_KEY_FILE are both set; set only one",
+        )),
+        (Some(text), None) => MasterKey::from_base64(&text)
+            .map(Some)
+            .map_err(|e| key_error(MEDBOT_MASTER_KEY, e)),
+        (None, Some(path)) => read_master_key_file(Path::new(&path)).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The master key, required.
+pub fn master_key(env: &dyn Env) -> Result<MasterKey, ConfigError> {
+    master_key_if_set(env)?.ok_or_else(|| {
+        ConfigError::new(
+            MEDBOT_MASTER_KEY,
+            "is not set (nor MEDBOT_MASTER_KEY_FILE); create one with `medbot keys generate`",
+        )
+    })
+}
+
+/// Reads a key file holding the base64 key. Errors name the file, never its content.
+pub fn read_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            MEDBOT_MASTER_KEY_FILE,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?);
+    MasterKey::from_base64(&text).map_err(|e| {
+        ConfigError::new(
+            MEDBOT_MASTER_KEY_FILE,
+            format!("{} does not hold a valid key: {e}", path.display()),
+        )
+    })
+}
+
+fn key_error(variable: &'static str, e: CryptoError) -> ConfigError {
+    ConfigError::new(variable, e.to_string())
+}
+
+/// `MODEL_PATH`, or the default model's path.
+pub fn model_path(env: &dyn Env) -> PathBuf {
+    non_empty(env, MODEL_PATH)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH))
+}
+
+/// Everything the Telegram bot needs.
+#[derive(Clone)]
+pub struct TelegramSettings {
+    pub token: SecretString,
+    pub api_url: Option<url::Url>,
+    pub doctor_chat: TelegramChatId,
+    pub doctors: Vec<TelegramUserId>,
+}
+
+impl std::fmt::Debug for TelegramSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSettings")
+            .field("token", &"[redacted]")
+            .field("api_url", &self.api_url.as_ref().map(|u| u.as_str()))
+            .field("doctor_chat", &self.doctor_chat)
+            .field("doctors", &self.doctors)
+            .finish()
+    }
+}
+
+pub fn telegram(env: &dyn Env) -> Result<TelegramSettings, ConfigError> {
+    let token = required(env, TELOXIDE_TOKEN)?;
+    // Bot tokens look like 123456:ABC-DEF...; check the shape without echoing the token.
+    let shape_ok = token
+        .split_once(':')
+        .is_some_and(|(id, secret)| id.parse::<u64>().is_ok() && !secret.is_empty());
+    if !shape_ok {
+        return Err(ConfigError::new(
+            TELOXIDE_TOKEN,
+            "does not look like a bot token (expected <bot id>:<secret> from @BotFather)",
+        ));
+    }
+    let api_url = non_empty(env, TELEGRAM_API_URL)
+        .map(|raw| {
+            url::Url::parse(&raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        TELEGRAM_API_URL,
+                        "is not an http(s) URL (e.g. http://127.0.0.1:8081)",
+                    )
+                })
+        })
+        .transpose()?;
+    let chat_raw = required(env, DOCTOR_CHAT_ID)?;
+    let doctor_chat = chat_raw.parse::<i64>().map(TelegramChatId).map_err(|_| {
+        ConfigError::new(
+            DOCTOR_CHAT_ID,
+            format!(
+                "{chat_raw:?} is not a number (expected a Telegram chat id such as -1001234567890)"
+            ),
+        )
+    })?;
+    let doctors = doctor_ids(&required(env, DOCTOR_IDS)?)?;
+    Ok(TelegramSettings {
+        token: SecretString::from(token),
+        api_url,
+        doctor_chat,
+        doctors,
+    })
+}
+
+fn doctor_ids(raw: &str) -> Result<Vec<TelegramUserId>, ConfigError> {
+    let mut ids = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id = part
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    DOCTOR_IDS,
+                    format!("{part:?} is not a Telegram user id (a positive number)"),
+                )
+            })?;
+        ids.push(TelegramUserId(id));
+    }
+    if ids.is_empty() {
+        return Err(ConfigError::new(
+            DOCTOR_IDS,
+            "lists no user ids (expected e.g. 11111111,22222222)",
+        ));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn missing_database_url_names_the_variable() {
+        let err = database_url(&env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "DATABASE_URL: is not set");
+    }
+
+    #[test]
+    fn database_url_errors_never_echo_the_password() {
+        let err = database_url(&env(&[(DATABASE_URL, "mysql://u:hunter2@h/db")])).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let ok = database_url(&env(&[(DATABASE_URL, "postgres://u:hunter2@h:6543/db")])).unwrap();
+        assert_eq!(ok.redacted(), "h:6543/db");
+        assert!(!format!("{ok:?}").contains("hunter2"));
+        assert_eq!(ok.database_name().as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn short_master_key_is_rejected_without_echo() {
+        let short = base64::engine::general_purpose::STANDARD.encode([3u8; 31]);
+        let leaked: &'static str = Box::leak(short.clone().into_boxed_str());
+        let err = master_key(&env(&[(MEDBOT_MASTER_KEY, leaked)])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("MEDBOT_MASTER_KEY: the key is 31 bytes long")
+        );
+        assert!(!err.to_string().contains(&short));
+    }
+
+    #[test]
+    fn both_key_sources_is_an_error() {
+        let err = master_key(&env(&[
+            (MEDBOT_MASTER_KEY, "x"),
+            (MEDBOT_MASTER_KEY_FILE, "/tmp/k"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, MEDBOT_MASTER_KEY);
+    }
+
+    #[test]
+    fn telegram_settings_validate_each_field() {
+        let good = [
+            (TELOXIDE_TOKEN, "123:abc"),
+            (DOCTOR_CHAT_ID, "-100123"),
+            (DOCTOR_IDS, "11, 22"),
+        ];
+        let settings = telegram(&env(&good)).unwrap();
+        assert_eq!(settings.doctor_chat, TelegramChatId(-100123));
+        assert_eq!(
+            settings.doctors,
+            vec![TelegramUserId(11), TelegramUserId(22)]
+        );
+        assert!(!format!("{settings:?}").contains("abc"));
+
+        let mut bad = env(&good);
+        bad.insert(DOCTOR_CHAT_ID, "doctors");
+        assert!(
+            telegram(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("DOCTOR_CHAT_ID: \"doctors\" is not a number")
+        );
+        let mut bad = env(&good);
+        bad.insert(DOCTOR_IDS, "11,x");
+        assert_eq!(telegram(&bad).unwrap_err().variable, DOCTOR_IDS);
+        let mut bad = env(&good);
+        bad.insert(TELOXIDE_TOKEN, "secret-without-colon");
+        let err = telegram(&bad).unwrap_err().to_string();
+        assert!(err.starts_with("TELOXIDE_TOKEN:") && !err.contains("secret-without-colon"));
+        let mut bad = env(&good);
+        bad.insert(TELEGRAM_API_URL, "ftp://x");
+        assert_eq!(telegram(&bad).unwrap_err().variable, TELEGRAM_API_URL);
+    }
+}

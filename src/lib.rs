@@ -1,0 +1,12 @@
+//! medbot: a Telegram medical-consultation bot.
+//!
+//! The consultation logic talks to ports (traits); adapters connect it to Telegram, PostgreSQL and
+//! the in-process model. See ARCHITECTURE.md for the map.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,145 @@
+//! A patient's conversation: each message encrypted under the patient's data key and bound to its row.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::audit::{self, Actor, AuditAction};
+use super::{StorageError, Store};
+use crate::crypto::{Binding, Plaintext, Purpose, Sealed};
+use crate::domain::{MessageId, PatientId, Role};
+
+/// One message, decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub role: Role,
+    pub text: Plaintext,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a history is read; recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPurpose {
+    /// Building the model's context for an answer.
+    Context,
+    /// The patient asked for their history.
+    History,
+    /// An admin export.
+    Export,
+    /// A doctor reviewing an escalation.
+    Review,
+}
+
+impl ReadPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReadPurpose::Context => "context",
+            ReadPurpose::History => "history",
+            ReadPurpose::Export => "export",
+            ReadPurpose::Review => "review",
+        }
+    }
+}
+
+impl Store {
+    /// Encrypts and stores one message.
+    pub async fn append_message(
+        &self,
+        patient: PatientId,
+        role: Role,
+        text: &Plaintext,
+    ) -> Result<MessageId, StorageError> {
+        let id = MessageId(Uuid::new_v4());
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        let sealed = key.encrypt(text, &Binding::new(Purpose::Message, patient, id.0))?;
+        sqlx::query(
+            "INSERT INTO messages (id, patient_id, role, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.0)
+        .bind(patient.0)
+        .bind(role.as_str())
+        .bind(sealed.nonce.as_slice())
+        .bind(&sealed.ciphertext)
+        .execute(&mut *conn)
+        .await?;
+        Ok(id)
+    }
+
+    /// The patient's messages (since `since`, if given), oldest first, decrypted. Any message that
+    /// fails authentication fails the whole read, and is recorded in the audit log: a patient must
+    /// never be shown, nor a model fed, text that is not theirs.
+    pub async fn read_messages(
+        &self,
+        patient: PatientId,
+        since: Option<DateTime<Utc>>,
+        purpose: ReadPurpose,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let actor = match purpose {
+            ReadPurpose::Context | ReadPurpose::Review => Actor::System,
+            ReadPurpose::History => Actor::Patient,
+            ReadPurpose::Export => Actor::Admin,
+        };
+        self.read_messages_as(patient, since, purpose, actor).await
+    }
+
+    pub(crate) async fn read_messages_as(
+        &self,
+        patient: PatientId,
+        since: Option<DateTime<Utc>>,
+        purpose: ReadPurpose,
+        actor: Actor,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let mut tx = self.pool().begin().await?;
+        let key = self.data_key(&mut tx, patient).await?;
+        let rows = sqlx::query(
+            "SELECT id, role, nonce, ciphertext, created_at FROM messages
+             WHERE patient_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)
+             ORDER BY created_at, id",
+        )
+        .bind(patient.0)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.get("id");
+            let role: String = row.get("role");
+            let role = role
+                .parse::<Role>()
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let sealed = Sealed::from_parts(row.get("nonce"), row.get("ciphertext"))?;
+            match key.decrypt(&sealed, &Binding::new(Purpose::Message, patient, id)) {
+                Ok(text) => messages.push(StoredMessage {
+                    id: MessageId(id),
+                    role,
+                    text,
+                    at: row.get("created_at"),
+                }),
+                Err(source) => {
+                    drop(tx);
+                    self.record_integrity_failure(patient, "messages", id).await;
+                    return Err(StorageError::Integrity {
+                        record: format!("message {id}"),
+                        source,
+                    });
+                }
+            }
+        }
+        audit::append(
+            &mut tx,
+            actor,
+            if purpose == ReadPurpose::Export {
+                AuditAction::Export
+            } else {
+                AuditAction::ReadHistory
+            },
+            Some(patient),
+            serde_json::json!({ "purpose": purpose.as_str(), "messages": messages.len() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(messages)
+    }
+}

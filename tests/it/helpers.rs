@@ -1,0 +1,119 @@
+//! Shared test setup: a fresh migrated database per test, keys, and running the real binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use medbot::config::DatabaseUrl;
+use medbot::crypto::MasterKey;
+use medbot::storage::{Database, Store};
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        medbot::telemetry::init("debug,sqlx=warn");
+    }
+}
+
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A new, empty database (no migrations) on the test server.
+pub async fn empty_database() -> (DatabaseUrl, Database) {
+    init_logs();
+    let server = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL is a postgres URL");
+    let name = format!("medbot_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&server)
+        .await
+        .expect("test PostgreSQL is reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(admin.pool())
+        .await
+        .expect("create test database");
+    admin.pool().close().await;
+    let url = server.with_database(&name);
+    let db = Database::connect(&url)
+        .await
+        .expect("connect to test database");
+    (url, db)
+}
+
+/// A new database with every migration applied.
+pub async fn migrated_database() -> (DatabaseUrl, Database) {
+    let (url, db) = empty_database().await;
+    db.migrate().await.expect("migrations apply");
+    (url, db)
+}
+
+pub fn key_from_byte(b: u8) -> MasterKey {
+    MasterKey::from_base64(&key_base64(b)).unwrap()
+}
+
+pub fn key_base64(b: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([b; 32])
+}
+
+/// A migrated database unlocked with the master key made of `key_byte`.
+pub struct TestStore {
+    pub url: DatabaseUrl,
+    pub db: Database,
+    pub store: Store,
+}
+
+pub async fn test_store(key_byte: u8) -> TestStore {
+    let (url, db) = migrated_database().await;
+    let store = Store::unlock(&db, key_from_byte(key_byte))
+        .await
+        .expect("unlock");
+    TestStore { url, db, store }
+}
+
+/// Runs the medbot binary with exactly `env` (plus PATH), in an empty directory so that no `.env`
+/// from the repository leaks in.
+pub fn run_medbot(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medbot"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run medbot")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A plain-text dump of the whole database, as an attacker with a backup would see it.
+pub fn pg_dump(url: &DatabaseUrl) -> String {
+    let output = Command::new("pg_dump")
+        .arg("--no-owner")
+        .arg(url.expose())
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        stderr(&output)
+    );
+    let dump = String::from_utf8(output.stdout).expect("dump is UTF-8");
+    // pg_dump 15.14+ brackets each dump with a random \restrict token; it is not database content.
+    dump.lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A short digest of a dump, so that a failing comparison does not print the whole database.
+pub fn digest(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
