@@ -40,6 +40,24 @@ pub enum Command {
     /// Check every setting `serve` needs (Telegram, doctors, database, master key, model) and say
     /// which one is wrong.
     Check,
+    /// Measure the model on this machine: load time, prefill and decode tokens/s, peak memory.
+    Bench {
+        /// Prompt length in tokens.
+        #[arg(long, default_value_t = 300)]
+        prompt_tokens: usize,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 128)]
+        new_tokens: usize,
+        /// CPU threads for the model (default: CANDLE_NUM_THREADS, else every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// GGUF file (default: MODEL_PATH, else the default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]

@@ -4,9 +4,11 @@
 //! the in-process model. See ARCHITECTURE.md for the map.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod llm;
 pub mod storage;
 pub mod telemetry;

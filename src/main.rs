@@ -17,6 +17,16 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     telemetry::init("warn,medbot=info");
+    if let Command::Bench {
+        prompt_tokens,
+        new_tokens,
+        threads,
+        model,
+        json,
+    } = cli.command
+    {
+        return bench(prompt_tokens, new_tokens, threads, model, json);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -38,6 +48,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient { command } => admin::patient(&env, command).await,
         Command::Audit { command } => admin::audit(&env, command).await,
         Command::Check => admin::check(&env).await,
+        Command::Bench { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+/// Runs before any runtime thread exists: the thread count must be fixed before candle starts.
+fn bench(
+    prompt_tokens: usize,
+    new_tokens: usize,
+    threads: Option<usize>,
+    model: Option<std::path::PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let threads = threads.or_else(|| {
+        std::env::var("CANDLE_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    // SAFETY: no other thread exists yet (the async runtime is not started for bench).
+    unsafe { std::env::set_var("CANDLE_NUM_THREADS", threads.to_string()) };
+    let threads = medbot::llm::configure_threads(threads);
+    let path = model.unwrap_or_else(medbot::bench::default_model);
+    match medbot::bench::run(&path, prompt_tokens, new_tokens, threads) {
+        Ok(report) if json => {
+            println!("{}", serde_json::to_string(&report).expect("plain struct"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!("model         {}", r.model);
+            println!("threads       {}", r.threads);
+            println!("load          {:.2} s", r.load_s);
+            println!(
+                "prefill       {:.1} tokens/s ({} tokens)",
+                r.prefill_tps, r.prompt_tokens
+            );
+            println!(
+                "decode        {:.1} tokens/s ({} tokens)",
+                r.decode_tps, r.new_tokens
+            );
+            println!("peak RSS      {:.0} MiB", r.peak_rss_mib);
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(&e.into()),
     }
 }
 

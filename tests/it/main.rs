@@ -2,6 +2,8 @@
 //! database of its own on the real server (TEST_DATABASE_URL, default postgres@127.0.0.1:5432).
 
 mod helpers;
+mod tiny_model;
 
 mod cli;
+mod llm;
 mod storage;
