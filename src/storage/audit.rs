@@ -178,14 +178,7 @@ pub(crate) async fn verify(pool: &PgPool) -> Result<AuditReport, StorageError> {
     };
     for row in rows {
         report.rows += 1;
-        let audit = AuditRow {
-            seq: row.get("seq"),
-            at: row.get("at"),
-            actor: row.get("actor"),
-            action: row.get("action"),
-            patient_id: row.get("patient_id"),
-            details: row.get("details"),
-        };
+        let audit = audit_row(&row);
         let prev: Vec<u8> = row.get("prev_hash");
         let hash: Vec<u8> = row.get("hash");
         let intact = audit.seq == expected_seq
@@ -209,15 +202,16 @@ pub(crate) async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<AuditRow>, S
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| AuditRow {
-            seq: row.get("seq"),
-            at: row.get("at"),
-            actor: row.get("actor"),
-            action: row.get("action"),
-            patient_id: row.get("patient_id"),
-            details: row.get("details"),
-        })
-        .collect())
+    Ok(rows.iter().map(audit_row).collect())
+}
+
+fn audit_row(row: &sqlx::postgres::PgRow) -> AuditRow {
+    AuditRow {
+        seq: row.get("seq"),
+        at: row.get("at"),
+        actor: row.get("actor"),
+        action: row.get("action"),
+        patient_id: row.get("patient_id"),
+        details: row.get("details"),
+    }
 }
