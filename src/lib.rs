@@ -12,3 +12,4 @@ pub mod domain;
 pub mod llm;
 pub mod storage;
 pub mod telemetry;
+pub mod triage;
