@@ -13,6 +13,7 @@ use super::text::is_han;
 /// Entries in the package's list that are ordinary words, molecules of the body or household things
 /// rather than medicines a draft could recommend (found by intersecting the list with the words of a
 /// general English vocabulary). Flagging them would send harmless answers to doctors.
+#[rustfmt::skip]
 const NOT_MEDICINES: &[&str] = &[
     "admon", "armour", "aspart", "buffers", "caps", "carcinogens", "ches", "chrom", "cloves",
     "diamonds", "eisen", "epigen", "fertilizers", "flavon", "flavonoids", "hops", "indicators",
@@ -26,6 +27,7 @@ const NOT_MEDICINES: &[&str] = &[
 ];
 
 /// Medicine classes a draft may name without naming a product; each still means medication advice.
+#[rustfmt::skip]
 const MEDICINE_CLASSES: &[&str] = &[
     "painkiller", "painkillers", "pain reliever", "pain relievers", "pain relief medication",
     "antibiotic", "antibiotics", "antihistamine", "antihistamines", "antacid", "antacids",
@@ -37,6 +39,7 @@ const MEDICINE_CLASSES: &[&str] = &[
 ];
 
 /// Common drug names in Chinese (generic and widely known brands).
+#[rustfmt::skip]
 const CHINESE_DRUG_NAMES: &[&str] = &[
     "布洛芬", "对乙酰氨基酚", "扑热息痛", "泰诺", "芬必得", "阿司匹林", "阿莫西林", "头孢", "青霉素",
     "左氧氟沙星", "阿奇霉素", "甲硝唑", "二甲双胍", "胰岛素", "硝酸甘油", "氯雷他定", "西替利嗪",
@@ -128,7 +131,12 @@ impl DrugLexicon {
             }
             set.insert(words);
         }
-        let longest = set.iter().map(|n| n.split(' ').count()).max().unwrap_or(1).min(6);
+        let longest = set
+            .iter()
+            .map(|n| n.split(' ').count())
+            .max()
+            .unwrap_or(1)
+            .min(6);
         Self {
             names: set,
             chinese: CHINESE_DRUG_NAMES.to_vec(),
@@ -193,12 +201,26 @@ mod tests {
 
     #[test]
     fn finds_whole_names_and_phrases_only() {
-        let lexicon = DrugLexicon::from_names(["Ibuprofen", "vitamin d", "Tylenol", "oats", "apap"]);
-        assert_eq!(lexicon.find_in("Take ibuprofen, or TYLENOL."), ["ibuprofen", "tylenol"]);
+        let lexicon =
+            DrugLexicon::from_names(["Ibuprofen", "vitamin d", "Tylenol", "oats", "apap"]);
+        assert_eq!(
+            lexicon.find_in("Take ibuprofen, or TYLENOL."),
+            ["ibuprofen", "tylenol"]
+        );
         assert_eq!(lexicon.find_in("Vitamin D helps"), ["vitamin d"]);
-        assert!(lexicon.find_in("Eat oats and rest; ibuprofenx is not a word").is_empty());
-        assert!(lexicon.find_in("apap").is_empty(), "short names are ambiguous");
-        assert_eq!(lexicon.find_in("a pain reliever may help"), ["pain reliever"]);
+        assert!(
+            lexicon
+                .find_in("Eat oats and rest; ibuprofenx is not a word")
+                .is_empty()
+        );
+        assert!(
+            lexicon.find_in("apap").is_empty(),
+            "short names are ambiguous"
+        );
+        assert_eq!(
+            lexicon.find_in("a pain reliever may help"),
+            ["pain reliever"]
+        );
         assert_eq!(lexicon.find_in("可以吃布洛芬"), ["布洛芬"]);
     }
 }

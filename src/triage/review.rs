@@ -219,7 +219,10 @@ fn is_repetitive(text: &str) -> bool {
         return true;
     }
     let units: Vec<String> = if text.chars().any(super::text::is_han) {
-        text.chars().filter(|c| !c.is_whitespace()).map(String::from).collect()
+        text.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(String::from)
+            .collect()
     } else {
         text.split_whitespace().map(str::to_lowercase).collect()
     };
@@ -247,7 +250,11 @@ mod tests {
     use super::*;
 
     fn reviewer() -> DraftReviewer {
-        DraftReviewer::new(DrugLexicon::from_names(["ibuprofen", "amoxicillin", "paracetamol"]))
+        DraftReviewer::new(DrugLexicon::from_names([
+            "ibuprofen",
+            "amoxicillin",
+            "paracetamol",
+        ]))
     }
 
     fn review(text: &str) -> Vec<ReviewReason> {
@@ -260,7 +267,9 @@ mod tests {
 
     #[test]
     fn plain_advice_passes() {
-        assert!(review("Rest, drink plenty of fluids and see a clinician if it gets worse.").is_empty());
+        assert!(
+            review("Rest, drink plenty of fluids and see a clinician if it gets worse.").is_empty()
+        );
         assert!(review("多休息，多喝水。如果症状加重，请去看医生。").is_empty());
     }
 
@@ -273,7 +282,10 @@ mod tests {
         assert_eq!(review("You definitely have pneumonia."), [CertainDiagnosis]);
         assert!(review("You may have a chest infection.").is_empty());
         assert_eq!(review("你得了肺炎。"), [CertainDiagnosis]);
-        assert!(review("If you have crushing chest pain and sweating, call an ambulance.").contains(&RedFlagContent));
+        assert!(
+            review("If you have crushing chest pain and sweating, call an ambulance.")
+                .contains(&RedFlagContent)
+        );
         assert_eq!(review(" "), [EmptyDraft]);
         assert!(review(&"Drink water and rest well. ".repeat(4)).contains(&RepetitiveDraft));
         assert!(review("\u{FFFD}\u{FFFD} ### 123 ###").contains(&GarbledDraft));

@@ -102,7 +102,20 @@ impl Text {
 fn is_clause_punctuation(c: char) -> bool {
     matches!(
         c,
-        '.' | '!' | '?' | ';' | ',' | '\n' | '。' | '！' | '？' | '；' | '，' | '、' | '…' | ':' | '：'
+        '.' | '!'
+            | '?'
+            | ';'
+            | ','
+            | '\n'
+            | '。'
+            | '！'
+            | '？'
+            | '；'
+            | '，'
+            | '、'
+            | '…'
+            | ':'
+            | '：'
     )
 }
 
@@ -158,17 +171,19 @@ impl Pattern {
 
     /// Whether the pattern occurs, not negated, in any clause of the text.
     pub fn found_in(&self, text: &Text) -> bool {
-        text.clauses.iter().any(|clause| self.found_in_clause(clause))
+        text.clauses
+            .iter()
+            .any(|clause| self.found_in_clause(clause))
     }
 
     fn found_in_clause(&self, clause: &Clause) -> bool {
         match self {
-            Pattern::Words(parts) => {
-                (0..clause.words.len()).any(|start| match match_words(parts, &clause.words, start) {
+            Pattern::Words(parts) => (0..clause.words.len()).any(|start| {
+                match match_words(parts, &clause.words, start) {
                     Some(end) => !negated_words(&clause.words, start, end),
                     None => false,
-                })
-            }
+                }
+            }),
             Pattern::Chinese(parts) => (0..clause.chars.len()).any(|start| {
                 match match_chinese(parts, &clause.chars, start) {
                     Some(end) => !negated_chinese(&clause.chars, start, end),
@@ -226,7 +241,9 @@ fn negated_words(words: &[String], start: usize, end: usize) -> bool {
     let after = &words[end..(end + NEGATION_WINDOW).min(words.len())];
     before.iter().any(|w| NEGATION_BEFORE.contains(&w.as_str()))
         || after.iter().any(|w| NEGATION_AFTER.contains(&w.as_str()))
-        || after.windows(2).any(|pair| pair[0] == "went" && pair[1] == "away")
+        || after
+            .windows(2)
+            .any(|pair| pair[0] == "went" && pair[1] == "away")
 }
 
 fn match_chinese(parts: &[(String, bool)], chars: &[char], start: usize) -> Option<usize> {
@@ -250,9 +267,13 @@ fn match_chinese(parts: &[(String, bool)], chars: &[char], start: usize) -> Opti
 }
 
 fn contains_chinese_negation(span: &[char]) -> bool {
-    span.iter()
-        .enumerate()
-        .any(|(i, &c)| matches!(c, '没' | '无' | '未') || (c == '不' && !span.get(i + 1).is_some_and(|n| CHINESE_NOT_NEGATING.contains(n))))
+    span.iter().enumerate().any(|(i, &c)| {
+        matches!(c, '没' | '无' | '未')
+            || (c == '不'
+                && !span
+                    .get(i + 1)
+                    .is_some_and(|n| CHINESE_NOT_NEGATING.contains(n)))
+    })
 }
 
 fn negated_chinese(chars: &[char], start: usize, end: usize) -> bool {
@@ -302,7 +323,10 @@ mod tests {
         assert!(found("chest pain", "chest pian since this morning"));
         assert!(found("unconscious", "he is unconcious"));
         assert!(!found("breathe", "breast lump"));
-        assert!(!found("pain ~ chest", "pain in my left big toe and then my chest"));
+        assert!(!found(
+            "pain ~ chest",
+            "pain in my left big toe and then my chest"
+        ));
     }
 
     #[test]
