@@ -58,6 +58,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Triage one case: read the patient's message from standard input and print one JSON line
+    /// {"level": "...", "reasons": [...]}. No database, no model.
+    Triage,
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]

@@ -17,6 +17,9 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     telemetry::init("warn,medbot=info");
+    if let Command::Triage = cli.command {
+        return triage();
+    }
     if let Command::Bench {
         prompt_tokens,
         new_tokens,
@@ -48,8 +51,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient { command } => admin::patient(&env, command).await,
         Command::Audit { command } => admin::audit(&env, command).await,
         Command::Check => admin::check(&env).await,
-        Command::Bench { .. } => unreachable!("handled before the runtime starts"),
+        Command::Bench { .. } | Command::Triage => {
+            unreachable!("handled before the runtime starts")
+        }
     }
+}
+
+/// `medbot triage`: one case from standard input, one JSON line out.
+fn triage() -> ExitCode {
+    let mut text = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+        eprintln!("medbot: error: standard input is not UTF-8 text: {e}");
+        return ExitCode::FAILURE;
+    }
+    let assessment = medbot::triage::assess(&text);
+    println!(
+        "{}",
+        serde_json::json!({ "level": assessment.level, "reasons": assessment.reasons })
+    );
+    ExitCode::SUCCESS
 }
 
 /// Runs before any runtime thread exists: the thread count must be fixed before candle starts.

@@ -161,6 +161,43 @@ impl FromStr for EscalationStatus {
     }
 }
 
+/// The language medbot speaks to a patient in. English unless the patient writes Chinese.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    #[default]
+    English,
+    Chinese,
+}
+
+impl Language {
+    /// The language of a message: Chinese when at least a fifth of its letters are Han characters
+    /// (patients mix in English drug names and units), otherwise English.
+    pub fn of_text(text: &str) -> Self {
+        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        let han = text.chars().filter(|&c| is_han(c)).count();
+        if han > 0 && han * 5 >= letters {
+            Language::Chinese
+        } else {
+            Language::English
+        }
+    }
+
+    /// From Telegram's `language_code` (an IETF tag such as "zh-hans" or "en-US").
+    pub fn from_code(code: &str) -> Self {
+        if code.to_ascii_lowercase().starts_with("zh") {
+            Language::Chinese
+        } else {
+            Language::English
+        }
+    }
+}
+
+/// A Chinese (Han) character, in the unified and compatibility blocks and their extensions.
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
 /// A stored value that is not one of the names this version knows.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown value {0:?}")]
@@ -184,6 +221,18 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
         }
         assert!(TriageLevel::Emergency > TriageLevel::Urgent);
+    }
+
+    #[test]
+    fn language_follows_the_script() {
+        assert_eq!(Language::of_text("I have a headache"), Language::English);
+        assert_eq!(
+            Language::of_text("我头疼，吃了ibuprofen"),
+            Language::Chinese
+        );
+        assert_eq!(Language::of_text("😀"), Language::English);
+        assert_eq!(Language::from_code("zh-hans"), Language::Chinese);
+        assert_eq!(Language::from_code("en"), Language::English);
     }
 
     #[test]

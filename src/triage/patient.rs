@@ -50,6 +50,7 @@ phrases! {CARDIAC_DANGER, [
     "spread* ~ arm", "spread* ~ back", "crushing", "squeezing", "elephant", "nause*", "vomit*",
     "faint*", "dizzy", "heart attack", "出汗", "冷汗", "左臂", "左手臂", "胳膊", "下巴", "放射", "压榨",
     "恶心", "心梗", "心肌梗", "头晕",
+    "大汗", "满头~汗", "一身~汗",
 ]}
 phrases! {BREATHING_SEVERE, [
     "cant breathe", "cant breath", "cannot breathe", "cannot breath", "unable to breathe",
@@ -101,6 +102,7 @@ phrases! {UNCONSCIOUS, [
 phrases! {SEIZURE, [
     "seizure*", "seizing", "convuls*", "fitting", "having a fit", "epileptic fit",
     "shaking uncontrollably", "jerking", "抽搐", "癫痫发作", "羊癫疯", "惊厥", "口吐白沫",
+    "had a fit", "has had a fit", "having fits", "keeps fitting",
 ]}
 phrases! {SUICIDE, [
     "kill myself", "killing myself", "suicid*", "end my life", "end it all", "want to die",
@@ -116,6 +118,7 @@ phrases! {OVERDOSE, [
     "antifreeze", "pesticide", "weed killer", "carbon monoxide",
     "吃了很多药", "吃了一整瓶", "一整瓶", "一整盒", "吃多了药", "药~过量", "服药过量", "中毒",
     "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池", "安眠药",
+    "吃了~好多~药", "吃了~很多~药", "好多药", "吃了~一盒", "吃了~一瓶",
 ]}
 phrases! {THUNDERCLAP, [
     "worst headache", "thunderclap", "worst ~ headache of my life", "head ~ explod*",
@@ -137,7 +140,9 @@ phrases! {SEVERE, [
     "剧烈", "厉害", "受不了", "剧痛", "很严重", "特别疼", "特别痛", "非常疼", "非常痛", "疼死", "痛死",
     "疼得要命", "痛得要命", "难以忍受", "忍不了", "打滚",
 ]}
-phrases! {PAIN, ["pain*", "hurt*", "ache*", "aching", "cramp*", "疼", "痛"]}
+phrases! {PAIN, ["pain*", "hurt*", "ache*", "aching", "cramp*", "疼", "痛",
+    "toothache*", "tooth ache*", "backache*", "earache*", "bellyache*", "stomachache*", "牙疼", "牙痛",
+]}
 phrases! {FEVER, [
     "fever*", "feverish", "temperature", "high temp", "temp of", "burning up", "febrile",
     "发烧", "发热", "高烧", "低烧", "体温", "烧到",
@@ -151,6 +156,7 @@ phrases! {NEWBORN, ["newborn*", "new born", "neonat*", "week old", "weeks old", 
 phrases! {PREGNANT, [
     "pregnan*", "expecting a baby", "weeks pregnant", "my bump", "怀孕", "孕妇", "孕期", "怀了", "有孕",
     "孕~周", "孕早期", "孕晚期",
+    "waters ~ broke", "waters ~ broken", "waters have gone", "羊水破", "破水",
 ]}
 phrases! {ABDOMINAL_PAIN, [
     "stomach pain", "abdominal pain", "belly pain", "tummy pain", "stomach hurts",
@@ -158,6 +164,7 @@ phrases! {ABDOMINAL_PAIN, [
     "pain ~ stomach", "pain ~ abdomen", "pain ~ belly", "pain ~ tummy", "abdomen ~ hurts",
     "stomach ~ killing", "lower right ~ pain", "appendix", "appendicitis",
     "肚子~疼", "肚子~痛", "腹痛", "腹部~痛", "腹部~疼", "胃疼", "胃痛", "小腹~疼", "小腹~痛", "阑尾",
+    "pain ~ lower ~ belly", "pain ~ lower ~ abdomen", "pain ~ lower ~ stomach", "pain ~ lower ~ tummy", "pain ~ right ~ belly", "pain ~ right ~ abdomen", "pain ~ side ~ belly",
 ]}
 phrases! {STIFF_NECK, [
     "stiff neck", "neck ~ stiff", "cant bend ~ neck", "cant touch ~ chin ~ chest", "neck ~ rigid",
@@ -177,6 +184,7 @@ phrases! {BLOOD_IN_OUTPUT, [
     "black stool*", "black poo*", "tarry", "peeing blood", "pooping blood", "coughing ~ blood",
     "cough* up blood", "blood ~ phlegm", "blood ~ sputum",
     "尿血", "血尿", "便血", "大便~血", "黑便", "咳血", "咯血", "痰~血",
+    "小便~血", "尿~血", "大便~黑", "拉~黑", "便~发黑",
 ]}
 phrases! {VOMITING_PERSISTENT, [
     "cant keep ~ down", "cannot keep ~ down", "vomiting ~ all day", "throwing up ~ all day",
@@ -186,10 +194,12 @@ phrases! {VOMITING_PERSISTENT, [
 phrases! {DEHYDRATION, [
     "not peed", "havent peed", "no wet nappies", "no wet diapers", "very dry mouth",
     "no urine", "没有尿", "尿很少", "几乎不尿",
+    "hasnt peed", "not weed", "hasnt weed", "no wees",
 ]}
 phrases! {HEAD_INJURY, [
     "hit ~ head", "bumped ~ head", "banged ~ head", "head injury", "fell ~ on ~ head",
     "concussion", "撞到头", "摔到头", "头部~受伤", "头~撞", "脑震荡",
+    "knocked ~ head", "smacked ~ head", "whacked ~ head",
 ]}
 phrases! {CONFUSION, [
     "confused", "confusion", "disoriented", "not making sense", "doesnt know where",
@@ -217,6 +227,8 @@ phrases! {ROUTINE_SYMPTOMS, [
     "小便~疼", "小便~痛", "抑郁", "焦虑", "失眠", "睡不着", "血压", "血糖", "糖尿病", "月经~不调",
     "月经~推迟", "月经~没来", "耳朵~疼", "耳朵~痛", "头晕", "眩晕", "麻木", "心慌", "心悸", "胃酸",
     "反酸", "膝盖", "痣", "白带", "脚踝~肿",
+    "ear ache*",
+    "painful period*", "period pain*", "ankles ~ swollen", "swelling ~ ankles", "legs ~ swollen", "痛经",
 ]}
 
 static TEMPERATURE: LazyLock<Regex> = LazyLock::new(|| {

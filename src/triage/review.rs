@@ -152,6 +152,21 @@ impl DraftReviewer {
         ASKS.is_match(message) || !self.lexicon.find_in(message).is_empty()
     }
 
+    /// Whether the patient asks for a human doctor rather than the assistant.
+    pub fn asks_for_doctor(message: &str) -> bool {
+        static ASKS: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(concat!(
+                r"(?i)\b(?:(?:talk|speak|chat)\s+(?:to|with)\s+(?:a|an|the|real|human|my)?\s*(?:real\s+|human\s+)?(?:doctor|physician|gp|nurse|human|person|clinician)",
+                r"|(?:want|need|get|see)\s+(?:a|an|the)?\s*(?:real\s+|human\s+)(?:doctor|physician|person)",
+                r"|(?:can|could)\s+(?:a|an|the)\s+(?:real\s+|human\s+)?(?:doctor|physician|gp)\s+(?:check|look|review|answer|see)",
+                r"|ask\s+(?:a|the)\s+(?:real\s+|human\s+)?doctor)\b",
+                r"|(?:找|要|请|让|想问|问问)(?:个|一下|一位|位)?(?:真人)?(?:医生|大夫)|人工(?:客服|医生|服务)|转人工",
+            ))
+            .expect("valid regex")
+        });
+        ASKS.is_match(message)
+    }
+
     /// The reasons the draft needs a doctor, in a stable order; empty when it may be delivered.
     pub fn review(&self, draft: DraftFacts<'_>) -> Vec<ReviewReason> {
         let mut reasons = Vec::new();
@@ -160,18 +175,7 @@ impl DraftReviewer {
             reasons.push(ReviewReason::EmptyDraft);
             return reasons;
         }
-        if !self.lexicon.find_in(text).is_empty() {
-            reasons.push(ReviewReason::NamesMedicine);
-        }
-        if DOSE.is_match(text) {
-            reasons.push(ReviewReason::StatesDose);
-        }
-        if states_certain_diagnosis(text) {
-            reasons.push(ReviewReason::CertainDiagnosis);
-        }
-        if patient::assess(text).level == TriageLevel::Emergency {
-            reasons.push(ReviewReason::RedFlagContent);
-        }
+        reasons.extend(self.review_passage(text));
         if self.is_unsure(draft.logprobs) {
             reasons.push(ReviewReason::LowConfidence);
         }
@@ -183,6 +187,26 @@ impl DraftReviewer {
         }
         if draft.hit_length_limit {
             reasons.push(ReviewReason::IncompleteDraft);
+        }
+        reasons
+    }
+
+    /// The checks that look only at the words (medicine, dose, certain diagnosis, red flags), for a
+    /// passage of a draft still being written: a sentence that passes may be shown to the patient
+    /// while the rest is generated.
+    pub fn review_passage(&self, text: &str) -> Vec<ReviewReason> {
+        let mut reasons = Vec::new();
+        if !self.lexicon.find_in(text).is_empty() {
+            reasons.push(ReviewReason::NamesMedicine);
+        }
+        if DOSE.is_match(text) {
+            reasons.push(ReviewReason::StatesDose);
+        }
+        if states_certain_diagnosis(text) {
+            reasons.push(ReviewReason::CertainDiagnosis);
+        }
+        if patient::assess(text).level == TriageLevel::Emergency {
+            reasons.push(ReviewReason::RedFlagContent);
         }
         reasons
     }
@@ -295,6 +319,28 @@ mod tests {
             hit_length_limit: true,
         });
         assert_eq!(unsure, [LowConfidence, IncompleteDraft]);
+    }
+
+    #[test]
+    fn requests_for_a_human_doctor_are_recognised() {
+        for asks in [
+            "Can I talk to a real doctor?",
+            "i want a human doctor please",
+            "Could a doctor check this answer?",
+            "I'd like to ask a doctor",
+            "我想找医生问一下",
+            "转人工",
+            "请医生看看",
+        ] {
+            assert!(DraftReviewer::asks_for_doctor(asks), "{asks}");
+        }
+        for not in [
+            "My doctor said it was a virus",
+            "I saw a doctor last week",
+            "医生说是感冒",
+        ] {
+            assert!(!DraftReviewer::asks_for_doctor(not), "{not}");
+        }
     }
 
     #[test]

@@ -20,14 +20,18 @@ const ENGLISH_GAP: usize = 3;
 const NEGATION_WINDOW: usize = 4;
 
 const CHINESE_NEGATION_BEFORE: &[&str] = &["没有", "没", "无", "未", "否认", "不是", "不"];
-/// "不" that does not negate what follows: 不停 (non-stop), 不断, 不止, 不舒服 (unwell), 不太 (barely).
-const CHINESE_NOT_NEGATING: &[char] = &['停', '断', '止', '舒', '太', '了', '住', '行'];
+/// "不" that does not negate what follows: 不停 (non-stop), 不断, 不止, 不舒服 (unwell), 不太 (barely),
+/// 不过 (but).
+const CHINESE_NOT_NEGATING: &[char] = &['停', '断', '止', '舒', '太', '了', '住', '行', '过'];
 const CHINESE_NEGATION_AFTER: &[&str] = &["好了", "没了", "消失", "停了", "止住", "已经好"];
 const CHINESE_GAP: usize = 4;
 
 /// Conjunctions that start a new clause, so that a negation does not reach across them.
 const CLAUSE_BREAK_WORDS: &[&str] = &["but", "however", "although", "though", "yet"];
-const CHINESE_CLAUSE_BREAKS: &[&str] = &["但是", "不过", "可是", "然而", "但"];
+const CHINESE_CLAUSE_BREAKS: &[&str] = &["但是", "可是", "然而", "但"];
+/// "不过" (but) only where a clause starts: inside a clause it is part of a verb, as in 喘不过气
+/// and 透不过气 (cannot get one's breath).
+const CHINESE_CLAUSE_OPENERS: &[&str] = &["不过"];
 
 /// A message prepared for matching.
 #[derive(Debug, Clone)]
@@ -54,7 +58,12 @@ impl Text {
             .collect();
         let mut clauses = Vec::new();
         for piece in normalized.split(is_clause_punctuation) {
-            let mut piece = piece.to_owned();
+            let trimmed = piece.trim_start();
+            let mut piece = CHINESE_CLAUSE_OPENERS
+                .iter()
+                .find_map(|opener| trimmed.strip_prefix(opener))
+                .unwrap_or(piece)
+                .to_owned();
             for word in CHINESE_CLAUSE_BREAKS {
                 piece = piece.replace(word, "\u{1}");
             }
@@ -119,9 +128,7 @@ fn is_clause_punctuation(c: char) -> bool {
     )
 }
 
-pub fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
-}
+pub use crate::domain::is_han;
 
 /// One compiled pattern.
 #[derive(Debug, Clone)]
@@ -327,6 +334,16 @@ mod tests {
             "pain ~ chest",
             "pain in my left big toe and then my chest"
         ));
+    }
+
+    #[test]
+    fn but_in_chinese_breaks_clauses_only_where_it_means_but() {
+        let breathless = Phrases::new(&["透不过气", "喘不过气"]);
+        assert!(breathless.found_in(&Text::new("我透不过气")));
+        assert!(breathless.found_in(&Text::new("孩子喘不过气来")));
+        let fever = Phrases::new(&["发烧"]);
+        assert!(fever.found_in(&Text::new("没有咳嗽，不过发烧了")));
+        assert!(!fever.found_in(&Text::new("不过没有发烧")));
     }
 
     #[test]

@@ -92,11 +92,11 @@ async fn migrate_applies_reports_and_is_harmless_twice() {
 
     let first = run_medbot(&["migrate"], &env, dir.path());
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(
-        stdout(&first).contains("Applied 1 migration(s)"),
-        "{}",
-        stdout(&first)
+    let every = format!(
+        "Applied {} migration(s)",
+        medbot::storage::MIGRATOR.iter().count()
     );
+    assert!(stdout(&first).contains(&every), "{}", stdout(&first));
     let second = run_medbot(&["migrate"], &env, dir.path());
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stdout(&second).contains("Applied 0 migration(s)"));
@@ -247,4 +247,41 @@ async fn keys_generate_rotate_export_and_erase_through_the_binary() {
     .await
     .unwrap();
     assert_eq!(store.master_key_version(), 2);
+}
+
+#[test]
+fn triage_reads_one_case_from_stdin_and_prints_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, level, reason) in [
+        (
+            "crushing chest pain down my left arm, sweating",
+            "emergency",
+            "chest_pain_with_danger_signs",
+        ),
+        (
+            "孩子喘不过气，嘴唇发紫",
+            "emergency",
+            "severe_breathing_difficulty",
+        ),
+        (
+            "no chest pain, just a runny nose",
+            "self_care",
+            "no_warning_signs_found",
+        ),
+    ] {
+        let out = run_medbot_with_input(&["triage"], &[], dir.path(), text);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let printed = stdout(&out);
+        assert_eq!(printed.lines().count(), 1, "{printed}");
+        let json: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(json["level"], level, "{text}: {json}");
+        assert!(
+            json["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == reason),
+            "{text}: {json}"
+        );
+    }
 }

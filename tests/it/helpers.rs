@@ -72,6 +72,35 @@ pub async fn test_store(key_byte: u8) -> TestStore {
 /// Runs the medbot binary with exactly `env` (plus PATH), in an empty directory so that no `.env`
 /// from the repository leaks in.
 pub fn run_medbot(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
+    medbot_command(args, env, dir).output().expect("run medbot")
+}
+
+/// As [`run_medbot`], with `input` on standard input.
+pub fn run_medbot_with_input(
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir: &Path,
+    input: &str,
+) -> Output {
+    use std::io::Write as _;
+    let mut child = medbot_command(args, env, dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run medbot");
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_owned();
+    // Written from another thread so that a chatty child cannot deadlock on a full stdout pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let output = child.wait_with_output().expect("medbot finishes");
+    writer.join().expect("writer thread");
+    output
+}
+
+fn medbot_command(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_medbot"));
     command
         .args(args)
@@ -81,7 +110,7 @@ pub fn run_medbot(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().expect("run medbot")
+    command
 }
 
 pub fn stderr(output: &Output) -> String {

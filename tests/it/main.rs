@@ -7,3 +7,4 @@ mod tiny_model;
 mod cli;
 mod llm;
 mod storage;
+mod triage;
