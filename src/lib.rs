@@ -7,6 +7,8 @@ pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod consult;
+pub mod context;
 pub mod crypto;
 pub mod domain;
 pub mod llm;

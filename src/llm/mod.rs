@@ -2,6 +2,7 @@
 //! the GGUF metadata alone, chat templates, sampling, and an inference engine on its own thread.
 
 mod engine;
+mod generator;
 mod gguf;
 mod model;
 mod sampling;
@@ -13,6 +14,7 @@ pub use engine::{
     Engine, EngineOptions, EngineStats, FinishReason, GenerateError, Generation, GenerationEvent,
     GenerationRequest, GenerationStream,
 };
+pub use generator::EngineGenerator;
 pub use gguf::{LoadError, ModelFile};
 pub use model::{Architecture, LoadedModel};
 pub use sampling::{Sampler, SamplingParams};

@@ -1,12 +1,12 @@
 //! A patient's conversation: each message encrypted under the patient's data key and bound to its row.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::audit::{self, Actor, AuditAction};
 use super::{StorageError, Store};
-use crate::crypto::{Binding, Plaintext, Purpose, Sealed};
+use crate::crypto::{Binding, DataKey, Plaintext, Purpose, Sealed};
 use crate::domain::{MessageId, PatientId, Role};
 
 /// One message, decrypted.
@@ -42,6 +42,29 @@ impl ReadPurpose {
     }
 }
 
+/// Encrypts and stores one message on `conn` (inside the caller's transaction, if any).
+pub(crate) async fn insert_message(
+    conn: &mut PgConnection,
+    key: &DataKey,
+    patient: PatientId,
+    role: Role,
+    text: &Plaintext,
+) -> Result<MessageId, StorageError> {
+    let id = MessageId(Uuid::new_v4());
+    let sealed = key.encrypt(text, &Binding::new(Purpose::Message, patient, id.0))?;
+    sqlx::query(
+        "INSERT INTO messages (id, patient_id, role, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.0)
+    .bind(patient.0)
+    .bind(role.as_str())
+    .bind(sealed.nonce.as_slice())
+    .bind(&sealed.ciphertext)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
 impl Store {
     /// Encrypts and stores one message.
     pub async fn append_message(
@@ -50,21 +73,36 @@ impl Store {
         role: Role,
         text: &Plaintext,
     ) -> Result<MessageId, StorageError> {
-        let id = MessageId(Uuid::new_v4());
         let mut conn = self.pool().acquire().await?;
         let key = self.data_key(&mut conn, patient).await?;
-        let sealed = key.encrypt(text, &Binding::new(Purpose::Message, patient, id.0))?;
-        sqlx::query(
-            "INSERT INTO messages (id, patient_id, role, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.0)
-        .bind(patient.0)
-        .bind(role.as_str())
-        .bind(sealed.nonce.as_slice())
-        .bind(&sealed.ciphertext)
-        .execute(&mut *conn)
-        .await?;
-        Ok(id)
+        insert_message(&mut conn, &key, patient, role, text).await
+    }
+
+    /// The messages of the patient's current topic (since their last `/new`), oldest first.
+    pub async fn read_current_topic(
+        &self,
+        patient: PatientId,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let since: DateTime<Utc> =
+            sqlx::query_scalar("SELECT topic_started_at FROM patients WHERE id = $1")
+                .bind(patient.0)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| StorageError::PatientNotFound(patient.reference()))?;
+        self.read_messages(patient, Some(since), ReadPurpose::Context)
+            .await
+    }
+
+    /// Starts a new topic: contexts built from now on leave earlier messages out. Nothing is deleted.
+    pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StorageError> {
+        let updated = sqlx::query("UPDATE patients SET topic_started_at = now() WHERE id = $1")
+            .bind(patient.0)
+            .execute(self.pool())
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::PatientNotFound(patient.reference()));
+        }
+        Ok(())
     }
 
     /// The patient's messages (since `since`, if given), oldest first, decrypted. Any message that

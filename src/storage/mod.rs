@@ -4,8 +4,11 @@
 //! applied by `medbot migrate` (or by `medbot chat` on a fresh local database).
 
 mod audit;
+mod escalations;
 mod messages;
+mod outbox;
 mod patients;
+mod ports;
 mod rotation;
 mod store;
 
@@ -16,6 +19,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use audit::{Actor, AuditAction, AuditReport, AuditRow};
 pub use messages::{ReadPurpose, StoredMessage};
+pub use outbox::{DoctorOutboxItem, OutboxKind, PatientOutboxItem};
 pub use patients::{PatientExport, PatientSelector, RegisteredPatient};
 pub use rotation::{RotationError, RotationProgress, RotationReport, rotate_master_key};
 pub use store::{Store, UnlockError};
@@ -39,6 +43,8 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("applying migrations failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no escalation {0}")]
+    EscalationNotFound(String),
     #[error("no patient matches {0}")]
     PatientNotFound(String),
     #[error("stored {record} failed its integrity check (recorded in the audit log)")]

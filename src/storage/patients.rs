@@ -239,17 +239,14 @@ impl Store {
                 .await?
                 .ok_or_else(|| StorageError::PatientNotFound(patient.reference()))?;
         let sealed = Sealed::from_parts(row.get("nonce"), row.get("ciphertext"))?;
-        let text = match key.decrypt(&sealed, &Binding::new(Purpose::Contact, patient, patient.0)) {
-            Ok(text) => text,
-            Err(source) => {
-                self.record_integrity_failure(patient, "patient_contacts", patient.0)
-                    .await;
-                return Err(StorageError::Integrity {
-                    record: format!("contact of patient {}", patient.reference()),
-                    source,
-                });
-            }
-        };
+        let text = self
+            .open_sealed(
+                &key,
+                &sealed,
+                Binding::new(Purpose::Contact, patient, patient.0),
+                "patient_contacts",
+            )
+            .await?;
         let contact: Contact = serde_json::from_str(text.as_str())
             .map_err(|_| StorageError::Corrupt("contact record is not valid JSON".into()))?;
         Ok((contact.user, contact.chat))

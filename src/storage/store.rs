@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{Database, StorageError, audit};
-use crate::crypto::{DataKey, LookupKey, MasterKey, Sealed};
+use crate::crypto::{Binding, DataKey, LookupKey, MasterKey, Plaintext, Sealed};
 use crate::domain::PatientId;
 
 /// Why the database would not open with the configured master key. Opening never writes anything
@@ -144,6 +144,48 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Decrypts one stored record; a record that fails authentication is an integrity failure,
+    /// written to the audit log and returned as [`StorageError::Integrity`].
+    pub(crate) async fn open_sealed(
+        &self,
+        key: &DataKey,
+        sealed: &Sealed,
+        binding: Binding,
+        table: &str,
+    ) -> Result<Plaintext, StorageError> {
+        match key.decrypt(sealed, &binding) {
+            Ok(text) => Ok(text),
+            Err(source) => {
+                self.record_integrity_failure(binding.patient, table, binding.record)
+                    .await;
+                Err(StorageError::Integrity {
+                    record: format!("{table} {}", binding.record),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Decrypts the nonce and ciphertext held in two columns of `row`; `None` when they are NULL.
+    pub(crate) async fn open_columns(
+        &self,
+        key: &DataKey,
+        row: &sqlx::postgres::PgRow,
+        columns: (&str, &str),
+        binding: Binding,
+        table: &str,
+    ) -> Result<Option<Plaintext>, StorageError> {
+        let nonce: Option<Vec<u8>> = row.get(columns.0);
+        let ciphertext: Option<Vec<u8>> = row.get(columns.1);
+        let (Some(nonce), Some(ciphertext)) = (nonce, ciphertext) else {
+            return Ok(None);
+        };
+        let sealed = Sealed::from_parts(&nonce, ciphertext)?;
+        self.open_sealed(key, &sealed, binding, table)
+            .await
+            .map(Some)
     }
 
     /// Writes an integrity failure to the audit log in its own transaction (the failing operation

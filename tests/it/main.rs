@@ -5,6 +5,7 @@ mod helpers;
 mod tiny_model;
 
 mod cli;
+mod consult;
 mod llm;
 mod storage;
 mod triage;

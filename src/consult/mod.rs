@@ -1,0 +1,29 @@
+//! The consultation: what happens between a patient's words and the answer they get, and between
+//! a doctor's decision and the patient. It knows nothing of Telegram, SQL or candle; it talks to
+//! the ports in [`ports`].
+//!
+//! ```text
+//! message ─▶ triage ─▶ emergency? ─yes─▶ fixed advice now + doctors alerted (the model is not asked)
+//!                          │ no
+//!                          ▼
+//!            store (encrypted) ─▶ context (token budget) ─▶ generator ─▶ review of the draft
+//!                                                                          │
+//!                                           no reasons ◀───────────────────┴──▶ reasons
+//!                                  answer + "not medical advice"        escalation (pending)
+//!                                                             approved | edited | rejected | expired
+//! ```
+
+pub mod ports;
+mod service;
+pub mod testing;
+pub mod wording;
+
+pub use ports::{
+    Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, DraftStream, EscalationRecord,
+    EscalationStore, Generator, GeneratorError, NewEscalation, Notifier, Resolution,
+    ResolveOutcome, StoreError, SystemClock, Turn,
+};
+pub use service::{
+    ConsultError, ConsultationService, DecideError, Outcome, Progress, Reply, ServiceSettings,
+    ServiceStore, Verdict,
+};

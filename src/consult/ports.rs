@@ -1,0 +1,278 @@
+//! The ports of the consultation service: what it needs from the outside world, as plain traits.
+//! Each has a real adapter (PostgreSQL in `storage`, the candle engine in `llm`) and a deterministic
+//! test double (`consult::testing`).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::context::{PromptMessage, TokenCounter};
+use crate::crypto::Plaintext;
+use crate::domain::{
+    EscalationId, EscalationStatus, MessageId, PatientId, Role, TelegramUserId, TriageLevel,
+};
+use crate::triage::ReviewReason;
+
+// ---------------------------------------------------------------------------------------------
+// Generator
+
+/// Why the model gave no draft.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    #[error("the model is busy")]
+    Busy,
+    #[error("the prompt does not fit the model's context ({tokens} tokens, room for {limit})")]
+    PromptTooLong { tokens: usize, limit: usize },
+    #[error("the model failed: {0}")]
+    Failed(String),
+}
+
+/// A finished draft and what the model knows about it.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub text: String,
+    /// Log-probability of each generated token.
+    pub logprobs: Vec<f32>,
+    /// Generation stopped at the length limit instead of at the end of the model's turn.
+    pub hit_length_limit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum DraftEvent {
+    /// More text; the pieces concatenated are the draft's text.
+    Piece(String),
+    Finished(Draft),
+}
+
+/// A draft as it is written. Dropping the receiver cancels the generation.
+pub type DraftStream = mpsc::Receiver<Result<DraftEvent, GeneratorError>>;
+
+/// Writes drafts. The model behind it counts tokens its own way, hence the [`TokenCounter`] bound.
+pub trait Generator: TokenCounter + Send + Sync + 'static {
+    /// Tokens the model can attend to, prompt and answer together.
+    fn context_tokens(&self) -> usize;
+
+    /// Starts writing a draft for `prompt`, at most `max_new_tokens` long.
+    ///
+    /// # Errors
+    /// [`GeneratorError::Busy`] when the model's queue is full; [`GeneratorError::PromptTooLong`]
+    /// when the prompt does not fit after all; [`GeneratorError::Failed`] for anything else.
+    fn generate(
+        &self,
+        prompt: Vec<PromptMessage>,
+        max_new_tokens: usize,
+    ) -> impl Future<Output = Result<DraftStream, GeneratorError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+
+/// What storage could not do. Adapters map their own errors here so that no `sqlx::Error` reaches
+/// the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such patient")]
+    UnknownPatient,
+    #[error("no such escalation")]
+    UnknownEscalation,
+    #[error("storage failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One message of the patient's current topic, decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub text: Plaintext,
+}
+
+/// The patient's conversation.
+pub trait ConversationStore: Send + Sync + 'static {
+    /// Stores one message, encrypted.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownPatient`], or [`StoreError::Backend`] when the database fails.
+    fn record(
+        &self,
+        patient: PatientId,
+        role: Role,
+        text: &Plaintext,
+    ) -> impl Future<Output = Result<MessageId, StoreError>> + Send;
+
+    /// The messages of the patient's current topic, oldest first.
+    ///
+    /// # Errors
+    /// As for [`ConversationStore::record`].
+    fn current_topic(
+        &self,
+        patient: PatientId,
+    ) -> impl Future<Output = Result<Vec<Turn>, StoreError>> + Send;
+
+    /// Starts a new topic: later contexts leave out everything said before. Nothing is deleted.
+    ///
+    /// # Errors
+    /// As for [`ConversationStore::record`].
+    fn start_new_topic(
+        &self,
+        patient: PatientId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A draft that goes to a doctor.
+#[derive(Debug, Clone)]
+pub struct NewEscalation {
+    pub patient: PatientId,
+    pub question: MessageId,
+    pub level: TriageLevel,
+    pub reasons: Vec<ReviewReason>,
+    pub draft: Plaintext,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An escalation as a doctor sees it.
+#[derive(Debug, Clone)]
+pub struct EscalationRecord {
+    pub id: EscalationId,
+    pub patient: PatientId,
+    pub status: EscalationStatus,
+    pub level: TriageLevel,
+    /// Reason codes, as stored (see [`ReviewReason::as_str`]).
+    pub reasons: Vec<String>,
+    pub question: Plaintext,
+    pub draft: Plaintext,
+    /// The doctor's text (edited) or note (rejected).
+    pub final_text: Option<Plaintext>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decided_by: Option<TelegramUserId>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// How an escalation ends, with everything that must happen with it.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub status: EscalationStatus,
+    /// `None` when medbot resolved it (expiry).
+    pub decided_by: Option<TelegramUserId>,
+    pub final_text: Option<Plaintext>,
+    /// What the patient is sent, stored in their conversation with `reply_role`.
+    pub reply: Plaintext,
+    pub reply_role: Role,
+    pub at: DateTime<Utc>,
+}
+
+/// Whether [`EscalationStore::resolve`] took the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveOutcome {
+    Resolved,
+    /// Someone else decided first; nothing was changed.
+    AlreadyDecided(EscalationStatus),
+}
+
+/// Escalations and their one-time decisions.
+pub trait EscalationStore: Send + Sync + 'static {
+    /// Stores a pending escalation and queues its card for the doctors, together.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownPatient`], or [`StoreError::Backend`].
+    fn open(
+        &self,
+        escalation: NewEscalation,
+    ) -> impl Future<Output = Result<EscalationId, StoreError>> + Send;
+
+    /// One escalation, decrypted.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEscalation`], or [`StoreError::Backend`].
+    fn load(
+        &self,
+        id: EscalationId,
+    ) -> impl Future<Output = Result<EscalationRecord, StoreError>> + Send;
+
+    /// Pending escalations, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn pending(&self) -> impl Future<Output = Result<Vec<EscalationRecord>, StoreError>> + Send;
+
+    /// Pending escalations whose time is up at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn due_for_expiry(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<EscalationId>, StoreError>> + Send;
+
+    /// Takes the decision if the escalation is still pending, and in the same transaction stores
+    /// the reply in the patient's conversation, queues it for the patient, queues the update of the
+    /// doctors' card and writes the audit log. Exactly one of any number of concurrent calls wins.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownEscalation`], or [`StoreError::Backend`].
+    fn resolve(
+        &self,
+        id: EscalationId,
+        resolution: Resolution,
+    ) -> impl Future<Output = Result<ResolveOutcome, StoreError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+/// Kinds of message queued for the doctors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoctorNoticeKind {
+    /// A patient's message was triaged as an emergency.
+    EmergencyAlert,
+}
+
+impl DoctorNoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoctorNoticeKind::EmergencyAlert => "emergency_alert",
+        }
+    }
+}
+
+/// Sends messages that do not answer the patient's message in hand. Delivery is the adapter's job
+/// (the outbox): queued messages survive a restart.
+pub trait Notifier: Send + Sync + 'static {
+    /// Queues a notice for the doctors' group about `patient`. The body may hold patient text; the
+    /// adapter keeps it encrypted under the patient's key.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownPatient`], or [`StoreError::Backend`].
+    fn notify_doctors(
+        &self,
+        patient: PatientId,
+        kind: DoctorNoticeKind,
+        body: &Plaintext,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+/// Where the service gets the time, so that tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock shared with the test that moves it.
+impl<T: Clock> Clock for std::sync::Arc<T> {
+    fn now(&self) -> DateTime<Utc> {
+        self.as_ref().now()
+    }
+}

@@ -1,0 +1,638 @@
+//! The consultation: from a patient's words to what they see, and from a doctor's decision to the
+//! patient's answer. Talks only to ports.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use super::ports::{
+    Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationRecord,
+    EscalationStore, Generator, GeneratorError, NewEscalation, Notifier, Resolution,
+    ResolveOutcome, StoreError,
+};
+use super::wording;
+use crate::context::{self, ContextBudget, ContextError, HistoryMessage};
+use crate::crypto::Plaintext;
+use crate::domain::{
+    EscalationId, EscalationStatus, Language, PatientId, Role, TelegramUserId, TriageLevel,
+};
+use crate::triage::{self, Assessment, DraftFacts, DraftReviewer, ReviewReason};
+
+/// Everything the service needs from storage, in one bound.
+pub trait ServiceStore: ConversationStore + EscalationStore + Notifier + Clone {}
+impl<T: ConversationStore + EscalationStore + Notifier + Clone> ServiceStore for T {}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// How long a draft waits for a doctor before the patient gets the fallback advice.
+    pub review_timeout: chrono::Duration,
+    /// Tokens kept free for the answer (and the most the model may write).
+    pub answer_tokens: usize,
+    /// Longer messages are refused with a kind explanation (Telegram's own limit is 4096).
+    pub max_message_chars: usize,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            review_timeout: chrono::Duration::minutes(30),
+            answer_tokens: 384,
+            max_message_chars: 4000,
+        }
+    }
+}
+
+/// What happens while a message is handled, for adapters that show progress.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Triage is done (it takes microseconds; the model has not been asked yet).
+    Triaged(&'a Assessment),
+    /// A doctor will see the answer first; tell the patient now (text in the patient's language).
+    ReviewRequired(&'a str),
+    /// The part of the draft that may be shown so far: whole sentences that passed review.
+    Partial(&'a str),
+}
+
+/// What the patient sees as the answer to their message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Fixed emergency advice; the model was not asked.
+    Emergency { text: String },
+    /// The model's answer, checked, with the "not medical advice" line.
+    Answer { text: String },
+    /// The draft waits for a doctor; `text` tells the patient so.
+    UnderReview {
+        escalation: EscalationId,
+        reasons: Vec<ReviewReason>,
+        text: String,
+    },
+}
+
+impl Reply {
+    pub fn text(&self) -> &str {
+        match self {
+            Reply::Emergency { text }
+            | Reply::Answer { text }
+            | Reply::UnderReview { text, .. } => text,
+        }
+    }
+}
+
+/// The result of handling one message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub assessment: Assessment,
+    pub language: Language,
+    pub reply: Reply,
+}
+
+/// Why a message was not handled. Nothing was stored unless the error says so.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsultError {
+    #[error("the message has no words")]
+    EmptyMessage,
+    #[error("the message is too long ({chars} characters, {tokens} tokens)")]
+    MessageTooLong { chars: usize, tokens: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConsultError {
+    /// What the patient is told: kind, fixed, and never the internal cause.
+    pub fn patient_text(&self, language: Language, max_chars: usize) -> String {
+        match self {
+            ConsultError::EmptyMessage => wording::empty_message(language).to_owned(),
+            ConsultError::MessageTooLong { .. } => wording::message_too_long(language, max_chars),
+            ConsultError::Store(_) => wording::internal_error(language).to_owned(),
+        }
+    }
+}
+
+/// A doctor's decision on an escalated draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the draft as it is.
+    Approve,
+    /// Send this text instead.
+    Edit(String),
+    /// Do not send the draft; send this note, or the standard advice.
+    Reject(Option<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("this escalation was already decided ({})", .0.as_str())]
+    AlreadyDecided(EscalationStatus),
+    #[error("the draft is empty, so there is nothing to approve; edit it instead")]
+    NothingToApprove,
+    #[error("the replacement text is empty")]
+    EmptyEdit,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The consultation service. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct ConsultationService<G, S, C> {
+    generator: Arc<G>,
+    store: S,
+    clock: C,
+    reviewer: Arc<DraftReviewer>,
+    settings: ServiceSettings,
+}
+
+impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
+    pub fn new(
+        generator: Arc<G>,
+        store: S,
+        clock: C,
+        reviewer: Arc<DraftReviewer>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            generator,
+            store,
+            clock,
+            reviewer,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// Handles one message from a patient: stores it, triages it, and either answers an
+    /// emergency at once, or asks the model and reviews its draft before anyone sees it.
+    ///
+    /// # Errors
+    /// [`ConsultError::EmptyMessage`] and [`ConsultError::MessageTooLong`] before anything is
+    /// stored; [`ConsultError::Store`] when the message could not be stored (an emergency still
+    /// gets its advice: storage failures after triage are logged, not returned).
+    pub async fn handle(
+        &self,
+        patient: PatientId,
+        message: &str,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
+        self.handle_inner(patient, message, progress)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_inner(
+        &self,
+        patient: PatientId,
+        message: &str,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let started = Instant::now();
+        let message = message.trim();
+        let language = Language::of_text(message);
+        if !message.chars().any(char::is_alphanumeric) {
+            return Err(ConsultError::EmptyMessage);
+        }
+        let chars = message.chars().count();
+        let tokens = self.generator.count(message);
+        let fixed = self.generator.count(wording::system_prompt(language))
+            + 2 * self.generator.message_overhead()
+            + self.generator.prompt_overhead();
+        if chars > self.settings.max_message_chars
+            || fixed + tokens > self.prompt_budget().prompt_tokens()
+        {
+            return Err(ConsultError::MessageTooLong { chars, tokens });
+        }
+
+        let assessment = triage::assess(message);
+        progress(Progress::Triaged(&assessment));
+        tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reasons, "triaged");
+
+        if assessment.is_emergency() {
+            return Ok(self
+                .answer_emergency(patient, message, assessment, language)
+                .await);
+        }
+
+        let text = Plaintext::new(message);
+        let question = self.store.record(patient, Role::Patient, &text).await?;
+
+        let mut reasons = Vec::new();
+        if assessment.level == TriageLevel::Urgent {
+            reasons.push(ReviewReason::UrgentTriage);
+        }
+        if DraftReviewer::asks_for_doctor(message) {
+            reasons.push(ReviewReason::PatientAskedForDoctor);
+        }
+        if self.reviewer.is_medication_question(message) {
+            reasons.push(ReviewReason::MedicationQuestion);
+        }
+        let review_certain = !reasons.is_empty();
+        if review_certain {
+            progress(Progress::ReviewRequired(wording::under_review(language)));
+        }
+        // The patient is told about the review once, however many checks call for it.
+        let mut told_review = review_certain;
+        let mut relay = |step: Progress<'_>| {
+            if let Progress::ReviewRequired(_) = step {
+                if told_review {
+                    return;
+                }
+                told_review = true;
+            }
+            progress(step)
+        };
+
+        let history = self.store.current_topic(patient).await?;
+        let draft = match self
+            .write_draft(&history, language, !review_certain, &mut relay)
+            .await
+        {
+            Ok(draft) => draft,
+            Err(e) => {
+                // A doctor answers instead: the patient must never be left without one.
+                tracing::warn!(error = %e, "no draft from the model; escalating");
+                Draft::default()
+            }
+        };
+        for reason in self.reviewer.review(DraftFacts {
+            text: &draft.text,
+            logprobs: &draft.logprobs,
+            hit_length_limit: draft.hit_length_limit,
+        }) {
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
+
+        let reply = if reasons.is_empty() {
+            let text = format!(
+                "{}\n\n{}",
+                draft.text.trim(),
+                wording::not_medical_advice(language)
+            );
+            self.store
+                .record(patient, Role::Assistant, &Plaintext::new(text.as_str()))
+                .await?;
+            Reply::Answer { text }
+        } else {
+            let escalation = self
+                .store
+                .open(NewEscalation {
+                    patient,
+                    question,
+                    level: assessment.level,
+                    reasons: reasons.clone(),
+                    draft: Plaintext::new(draft.text.trim()),
+                    expires_at: self.clock.now() + self.settings.review_timeout,
+                })
+                .await?;
+            tracing::info!(escalation = %escalation.0, reasons = ?reasons, "draft escalated");
+            if !told_review {
+                progress(Progress::ReviewRequired(wording::under_review(language)));
+            }
+            Reply::UnderReview {
+                escalation,
+                reasons,
+                text: wording::under_review(language).to_owned(),
+            }
+        };
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "handled");
+        Ok(Outcome {
+            assessment,
+            language,
+            reply,
+        })
+    }
+
+    /// The fixed advice, then (best effort) the record and the doctors' alert: a database that is
+    /// down must not hold back the advice.
+    async fn answer_emergency(
+        &self,
+        patient: PatientId,
+        message: &str,
+        assessment: Assessment,
+        language: Language,
+    ) -> Outcome {
+        let advice = wording::emergency_advice(language, &assessment.reasons);
+        let alert = format!(
+            "🚨 Emergency triage for patient {}: {}\n\nThe patient wrote:\n{}\n\nThey were sent the emergency advice.",
+            patient.reference(),
+            assessment.reasons.join(", "),
+            message
+        );
+        let stored = async {
+            self.store
+                .record(patient, Role::Patient, &Plaintext::new(message))
+                .await?;
+            self.store
+                .notify_doctors(
+                    patient,
+                    DoctorNoticeKind::EmergencyAlert,
+                    &Plaintext::new(alert),
+                )
+                .await?;
+            self.store
+                .record(patient, Role::Assistant, &Plaintext::new(advice.as_str()))
+                .await
+        }
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "emergency advice given, but storing it or alerting the doctors failed");
+        }
+        Outcome {
+            assessment,
+            language,
+            reply: Reply::Emergency { text: advice },
+        }
+    }
+
+    fn prompt_budget(&self) -> ContextBudget {
+        ContextBudget {
+            context_tokens: self.generator.context_tokens(),
+            answer_tokens: self.settings.answer_tokens,
+        }
+    }
+
+    /// Builds the context and lets the model write, showing whole sentences that pass review when
+    /// `stream` is set. Retries once with less history if the model counts the prompt longer than
+    /// the estimate.
+    async fn write_draft(
+        &self,
+        history: &[super::ports::Turn],
+        language: Language,
+        stream: bool,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Draft, DraftError> {
+        let history: Vec<HistoryMessage> = history
+            .iter()
+            .map(|t| HistoryMessage {
+                role: t.role,
+                text: t.text.as_str().to_owned(),
+            })
+            .collect();
+        let mut budget = self.prompt_budget();
+        let mut attempts = 0;
+        let mut events = loop {
+            let built = context::build(
+                wording::system_prompt(language),
+                &history,
+                self.generator.as_ref(),
+                budget,
+            )?;
+            tracing::debug!(
+                prompt_tokens = built.tokens,
+                dropped = built.dropped_exchanges,
+                "context built"
+            );
+            match self
+                .generator
+                .generate(built.messages, self.settings.answer_tokens)
+                .await
+            {
+                Err(GeneratorError::PromptTooLong { tokens, limit }) if attempts == 0 => {
+                    attempts += 1;
+                    let over = tokens.saturating_sub(limit) + 16;
+                    budget.context_tokens = budget.context_tokens.saturating_sub(over);
+                }
+                other => break other?,
+            }
+        };
+
+        let mut gate = SentenceGate::new(stream);
+        let mut text = String::new();
+        while let Some(event) = events.recv().await {
+            match event? {
+                DraftEvent::Piece(piece) => {
+                    text.push_str(&piece);
+                    match gate.advance(&text, &self.reviewer) {
+                        GateStep::Show(visible) => progress(Progress::Partial(visible)),
+                        GateStep::Closed => {
+                            progress(Progress::ReviewRequired(wording::under_review(language)))
+                        }
+                        GateStep::Wait => {}
+                    }
+                }
+                DraftEvent::Finished(draft) => return Ok(draft),
+            }
+        }
+        Err(DraftError::Generator(GeneratorError::Failed(
+            "the model stopped without finishing".into(),
+        )))
+    }
+
+    /// Starts a new topic for the patient (`/new`): the history stays, the context starts afresh.
+    ///
+    /// # Errors
+    /// [`StoreError`] from storage.
+    pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
+        self.store.start_new_topic(patient).await
+    }
+
+    /// Pending escalations, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from storage.
+    pub async fn pending_escalations(&self) -> Result<Vec<EscalationRecord>, StoreError> {
+        self.store.pending().await
+    }
+
+    /// Takes a doctor's decision. Exactly one decision wins; a later or concurrent one gets
+    /// [`DecideError::AlreadyDecided`] and changes nothing.
+    ///
+    /// # Errors
+    /// See [`DecideError`].
+    pub async fn decide(
+        &self,
+        id: EscalationId,
+        doctor: TelegramUserId,
+        verdict: Verdict,
+    ) -> Result<EscalationStatus, DecideError> {
+        let record = self.store.load(id).await?;
+        if record.status != EscalationStatus::Pending {
+            return Err(DecideError::AlreadyDecided(record.status));
+        }
+        let language = Language::of_text(record.question.as_str());
+        let (status, final_text, reply, role) = match verdict {
+            Verdict::Approve => {
+                if record.draft.as_str().trim().is_empty() {
+                    return Err(DecideError::NothingToApprove);
+                }
+                let reply = wording::approved(language, record.draft.as_str());
+                (EscalationStatus::Approved, None, reply, Role::Assistant)
+            }
+            Verdict::Edit(text) => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(DecideError::EmptyEdit);
+                }
+                let reply = wording::edited(language, text);
+                (
+                    EscalationStatus::Edited,
+                    Some(Plaintext::new(text)),
+                    reply,
+                    Role::Doctor,
+                )
+            }
+            Verdict::Reject(note) => {
+                let note = note.filter(|n| !n.trim().is_empty());
+                let reply = wording::rejected(language, note.as_deref());
+                (
+                    EscalationStatus::Rejected,
+                    note.map(Plaintext::new),
+                    reply,
+                    Role::Doctor,
+                )
+            }
+        };
+        let resolution = Resolution {
+            status,
+            decided_by: Some(doctor),
+            final_text,
+            reply: Plaintext::new(reply),
+            reply_role: role,
+            at: self.clock.now(),
+        };
+        match self.store.resolve(id, resolution).await? {
+            ResolveOutcome::Resolved => {
+                tracing::info!(escalation = %id.0, status = status.as_str(), "escalation decided");
+                Ok(status)
+            }
+            ResolveOutcome::AlreadyDecided(status) => Err(DecideError::AlreadyDecided(status)),
+        }
+    }
+
+    /// Resolves every escalation whose time is up: the patient gets the fallback advice (never the
+    /// unreviewed draft) and the doctors' card says it expired. Returns how many expired.
+    ///
+    /// # Errors
+    /// [`StoreError`] from storage; escalations already handled stay handled.
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for id in self.store.due_for_expiry(now).await? {
+            let record = self.store.load(id).await?;
+            let language = Language::of_text(record.question.as_str());
+            let resolution = Resolution {
+                status: EscalationStatus::Expired,
+                decided_by: None,
+                final_text: None,
+                reply: Plaintext::new(wording::review_timed_out(language)),
+                reply_role: Role::System,
+                at: now,
+            };
+            if self.store.resolve(id, resolution).await? == ResolveOutcome::Resolved {
+                tracing::warn!(escalation = %id.0, "escalation expired without a decision");
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DraftError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+}
+
+/// Decides how much of a draft in progress the patient may see: whole sentences, each passing the
+/// content checks. The first sentence that fails closes the gate for good; the whole draft then
+/// goes to a doctor, because the final review runs the same checks over all of it.
+struct SentenceGate {
+    open: bool,
+    shown: usize,
+}
+
+enum GateStep<'a> {
+    Wait,
+    Show(&'a str),
+    Closed,
+}
+
+impl SentenceGate {
+    fn new(open: bool) -> Self {
+        Self { open, shown: 0 }
+    }
+
+    fn advance<'t>(&mut self, text: &'t str, reviewer: &DraftReviewer) -> GateStep<'t> {
+        if !self.open {
+            return GateStep::Wait;
+        }
+        let Some(end) = last_sentence_end(text) else {
+            return GateStep::Wait;
+        };
+        if end <= self.shown {
+            return GateStep::Wait;
+        }
+        if reviewer.review_passage(&text[self.shown..end]).is_empty() {
+            self.shown = end;
+            GateStep::Show(&text[..end])
+        } else {
+            self.open = false;
+            GateStep::Closed
+        }
+    }
+}
+
+/// The byte offset just past the last finished sentence: a full stop, question or exclamation
+/// mark followed by white space, a line break, or a Chinese full stop.
+fn last_sentence_end(text: &str) -> Option<usize> {
+    let mut end = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let after = i + c.len_utf8();
+        match c {
+            '。' | '！' | '？' | '\n' => end = Some(after),
+            '.' | '!' | '?' => {
+                if chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
+                    end = Some(after);
+                }
+            }
+            _ => {}
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_end_at_stops_followed_by_space() {
+        assert_eq!(last_sentence_end("Rest well. Drink"), Some(10));
+        assert_eq!(last_sentence_end("Take 2.5 litres"), None);
+        assert_eq!(last_sentence_end("多喝水。休息"), Some("多喝水。".len()));
+        assert_eq!(last_sentence_end("no stop"), None);
+    }
+
+    #[test]
+    fn the_gate_shows_clean_sentences_and_closes_for_good_on_a_risky_one() {
+        let reviewer = DraftReviewer::new(crate::triage::DrugLexicon::from_names(["ibuprofen"]));
+        let mut gate = SentenceGate::new(true);
+        assert!(matches!(
+            gate.advance("Rest and drink", &reviewer),
+            GateStep::Wait
+        ));
+        assert!(
+            matches!(gate.advance("Rest and drink water. Try", &reviewer), GateStep::Show(s) if s == "Rest and drink water.")
+        );
+        assert!(matches!(
+            gate.advance("Rest and drink water. Try ibuprofen. Then", &reviewer),
+            GateStep::Closed
+        ));
+        assert!(matches!(
+            gate.advance(
+                "Rest and drink water. Try ibuprofen. Then sleep. More",
+                &reviewer
+            ),
+            GateStep::Wait
+        ));
+        let mut shut = SentenceGate::new(false);
+        assert!(matches!(shut.advance("Fine. ", &reviewer), GateStep::Wait));
+    }
+}

@@ -1,0 +1,188 @@
+//! Deterministic doubles for the ports that are not storage: a generator that says what it is told
+//! and a clock that moves when it is told. Used by the service tests and the bot's end-to-end tests;
+//! storage is always the real PostgreSQL.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::ports::{Clock, Draft, DraftEvent, DraftStream, Generator, GeneratorError};
+use crate::context::{PromptMessage, TokenCounter};
+use crate::domain::is_han;
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// Answer with this text, every token at the given log-probability.
+    Say { text: String, logprob: f32 },
+    /// Answer with this text, cut off at the length limit.
+    SayCutOff(String),
+    /// Fail to start.
+    Fail(ScriptedFailure),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ScriptedFailure {
+    Busy,
+    Broken,
+}
+
+impl Script {
+    /// A confident answer.
+    pub fn say(text: impl Into<String>) -> Self {
+        Script::Say {
+            text: text.into(),
+            logprob: -0.2,
+        }
+    }
+
+    /// An answer the model was unsure of.
+    pub fn say_unsure(text: impl Into<String>) -> Self {
+        Script::Say {
+            text: text.into(),
+            logprob: -3.5,
+        }
+    }
+}
+
+/// A generator that plays scripted answers in order (then repeats the fallback), records every
+/// prompt it was given, and counts one token per word or Chinese character.
+#[derive(Debug)]
+pub struct ScriptedGenerator {
+    scripts: Mutex<VecDeque<Script>>,
+    fallback: String,
+    prompts: Mutex<Vec<Vec<PromptMessage>>>,
+    calls: AtomicUsize,
+    context_tokens: usize,
+}
+
+impl ScriptedGenerator {
+    pub fn new(fallback: impl Into<String>) -> Self {
+        Self {
+            scripts: Mutex::new(VecDeque::new()),
+            fallback: fallback.into(),
+            prompts: Mutex::new(Vec::new()),
+            calls: AtomicUsize::new(0),
+            context_tokens: 4096,
+        }
+    }
+
+    pub fn with_context_tokens(mut self, tokens: usize) -> Self {
+        self.context_tokens = tokens;
+        self
+    }
+
+    /// Queues the next answers.
+    pub fn push(&self, script: Script) {
+        self.scripts.lock().expect("not poisoned").push_back(script);
+    }
+
+    /// How many times the service asked for a draft.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Every prompt received, in order.
+    pub fn prompts(&self) -> Vec<Vec<PromptMessage>> {
+        self.prompts.lock().expect("not poisoned").clone()
+    }
+}
+
+impl TokenCounter for ScriptedGenerator {
+    fn count(&self, text: &str) -> usize {
+        let han = text.chars().filter(|&c| is_han(c)).count();
+        let words = text
+            .split(|c: char| c.is_whitespace() || is_han(c))
+            .filter(|w| !w.is_empty())
+            .count();
+        han + words
+    }
+
+    fn message_overhead(&self) -> usize {
+        4
+    }
+
+    fn prompt_overhead(&self) -> usize {
+        3
+    }
+}
+
+impl Generator for ScriptedGenerator {
+    fn context_tokens(&self) -> usize {
+        self.context_tokens
+    }
+
+    async fn generate(
+        &self,
+        prompt: Vec<PromptMessage>,
+        max_new_tokens: usize,
+    ) -> Result<DraftStream, GeneratorError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let script = self
+            .scripts
+            .lock()
+            .expect("not poisoned")
+            .pop_front()
+            .unwrap_or_else(|| Script::say(self.fallback.clone()));
+        let size: usize = self.prompt_overhead()
+            + prompt
+                .iter()
+                .map(|m| self.count(&m.content) + self.message_overhead())
+                .sum::<usize>();
+        if size + max_new_tokens > self.context_tokens {
+            return Err(GeneratorError::PromptTooLong {
+                tokens: size,
+                limit: self.context_tokens - max_new_tokens,
+            });
+        }
+        self.prompts.lock().expect("not poisoned").push(prompt);
+        let (text, logprob, cut_off) = match script {
+            Script::Say { text, logprob } => (text, logprob, false),
+            Script::SayCutOff(text) => (text, -0.2, true),
+            Script::Fail(ScriptedFailure::Busy) => return Err(GeneratorError::Busy),
+            Script::Fail(ScriptedFailure::Broken) => {
+                return Err(GeneratorError::Failed("scripted failure".into()));
+            }
+        };
+        // Word by word, as a model streams; the channel holds the whole answer so nothing waits.
+        let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+        let (tx, rx) = mpsc::channel(pieces.len() + 1);
+        let logprobs = vec![logprob; self.count(&text).max(1)];
+        for piece in pieces {
+            let _ = tx.try_send(Ok(DraftEvent::Piece(piece)));
+        }
+        let _ = tx.try_send(Ok(DraftEvent::Finished(Draft {
+            text,
+            logprobs,
+            hit_length_limit: cut_off,
+        })));
+        Ok(rx)
+    }
+}
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.now.lock().expect("not poisoned") += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("not poisoned")
+    }
+}

@@ -1,0 +1,284 @@
+//! The fixed texts medbot sends without the model: emergency advice, review notices, the outcome
+//! of a doctor's decision, and the fallback when no doctor answered in time. English and
+//! Simplified Chinese. These are safety texts: change them with a clinician.
+
+use crate::domain::Language;
+
+/// What to do while help is on the way, by the triage rule that fired.
+fn meanwhile(reason: &str, language: Language) -> Option<&'static str> {
+    let zh = language == Language::Chinese;
+    Some(match (reason, zh) {
+        ("chest_pain_with_danger_signs", false) => {
+            "Stop what you are doing and sit down. Do not drive yourself. If you are not allergic to aspirin and a doctor has not told you to avoid it, the emergency operator may tell you to chew one."
+        }
+        ("chest_pain_with_danger_signs", true) => {
+            "立即停止活动，坐下休息。不要自己开车去医院。是否服用阿司匹林请听从急救调度员的指导。"
+        }
+        ("stroke_signs", false) => {
+            "Note the time the symptoms started: doctors need it. Do not eat or drink anything. Lie on your side if you feel sick or drowsy."
+        }
+        ("stroke_signs", true) => {
+            "记下症状开始的时间，医生需要这个信息。不要吃喝任何东西。如果恶心或嗜睡，请侧卧。"
+        }
+        ("severe_breathing_difficulty", false) => {
+            "Sit upright and loosen tight clothing. If you have a reliever inhaler, use it as you were shown."
+        }
+        ("severe_breathing_difficulty", true) => {
+            "保持坐直，解开过紧的衣物。如有急救吸入剂，按医嘱使用。"
+        }
+        ("anaphylaxis", false) => {
+            "If you have an adrenaline (epinephrine) auto-injector, use it now in the outer thigh. Lie down with your legs raised, or sit up if breathing is hard. A second injection may be needed after 5 minutes."
+        }
+        ("anaphylaxis", true) => {
+            "如有肾上腺素自动注射笔，立即注射于大腿外侧。平躺并抬高双腿；呼吸困难时可坐起。5分钟后可能需要第二针。"
+        }
+        ("heavy_bleeding", false) => {
+            "Press firmly on the wound with a clean cloth and do not let go. Keep pressing; add more cloth on top if blood soaks through. Raise the injured part if you can."
+        }
+        ("heavy_bleeding", true) => {
+            "用干净的布用力按压伤口，不要松开。血渗透时在上面加布继续按压。尽量抬高受伤部位。"
+        }
+        ("loss_of_consciousness", false) => {
+            "If the person is unresponsive but breathing, turn them on their side. If they are not breathing normally, start chest compressions and follow the operator's instructions."
+        }
+        ("loss_of_consciousness", true) => {
+            "如果患者没有反应但有呼吸，让其侧卧。如果没有正常呼吸，立即开始胸外按压，并听从调度员指导。"
+        }
+        ("seizure", false) => {
+            "Move hard objects away and cushion the head. Do not hold the person down and put nothing in their mouth. When the jerking stops, turn them on their side."
+        }
+        ("seizure", true) => {
+            "移开周围的硬物，垫住头部。不要按住患者，也不要往嘴里塞任何东西。抽搐停止后让其侧卧。"
+        }
+        ("suicidal_thoughts_or_self_harm", false) => {
+            "You do not have to go through this alone. If you can, stay with someone you trust and move away from anything you could use to hurt yourself. You can also call or text a crisis line now (988 in the US and Canada, 116 123 Samaritans in the UK and Ireland)."
+        }
+        ("suicidal_thoughts_or_self_harm", true) => {
+            "你不必独自面对。如果可以，请和你信任的人待在一起，远离可能伤害自己的物品。也可以现在拨打心理援助热线（全国心理援助热线 400-161-9995，北京心理危机干预中心 010-82951332）。"
+        }
+        ("overdose_or_poisoning", false) => {
+            "Do not make yourself sick. Keep the packaging or the substance to show the paramedics. If the person is drowsy, stay with them and lay them on their side."
+        }
+        ("overdose_or_poisoning", true) => {
+            "不要催吐。保留药品包装或可疑物质交给急救人员。如果患者嗜睡，请陪在身边并让其侧卧。"
+        }
+        ("fever_in_infant", false) => {
+            "Keep the baby lightly dressed and keep offering feeds. Do not give any medicine unless a clinician tells you to."
+        }
+        ("fever_in_infant", true) => "给宝宝穿轻薄的衣服，继续喂奶。未经医生指导不要给任何药物。",
+        ("pregnancy_bleeding_or_severe_pain", false) => {
+            "Lie down on your left side and keep any pads you have used to show the staff."
+        }
+        ("pregnancy_bleeding_or_severe_pain", true) => {
+            "左侧卧休息，保留用过的卫生巾给医护人员查看。"
+        }
+        ("meningitis_signs", false) | ("sudden_severe_headache", false) => {
+            "Do not wait for a rash to appear or for the symptoms to get worse. Stay with someone until help arrives."
+        }
+        ("meningitis_signs", true) | ("sudden_severe_headache", true) => {
+            "不要等待皮疹出现或症状加重。在救援到达前请有人陪伴。"
+        }
+        ("severe_abdominal_pain", false) => {
+            "Do not eat or drink until you have been seen, and do not take painkillers that might hide the pain."
+        }
+        ("severe_abdominal_pain", true) => "就诊前不要进食饮水，也不要服用可能掩盖疼痛的止痛药。",
+        _ => return None,
+    })
+}
+
+/// The advice sent at once for an emergency, before and instead of any model answer.
+pub fn emergency_advice(language: Language, reasons: &[&str]) -> String {
+    let mut text = match language {
+        Language::English => String::from(
+            "⚠️ This may be an emergency. Call your local emergency number now \
+             (112 in Europe, 911 in the US and Canada, 999 in the UK, 120 in mainland China), \
+             or go to the nearest emergency department. Do not wait for an answer from this chat.",
+        ),
+        Language::Chinese => String::from(
+            "⚠️ 这可能是紧急情况。请立即拨打急救电话（中国大陆 120，香港 999，台湾 119，其他地区请拨当地急救号码），\
+             或尽快前往最近的急诊室。不要等待本聊天的回复。",
+        ),
+    };
+    let mut seen = Vec::new();
+    for advice in reasons.iter().filter_map(|r| meanwhile(r, language)) {
+        if !seen.contains(&advice) {
+            seen.push(advice);
+        }
+    }
+    if !seen.is_empty() {
+        text.push_str(match language {
+            Language::English => "\n\nWhile you wait for help:",
+            Language::Chinese => "\n\n等待救援时：",
+        });
+        for advice in seen {
+            text.push_str("\n• ");
+            text.push_str(advice);
+        }
+    }
+    text.push_str(match language {
+        Language::English => "\n\nA doctor on our team has been alerted.",
+        Language::Chinese => "\n\n我们已通知值班医生。",
+    });
+    text
+}
+
+/// Sent at once when a doctor must see the answer first.
+pub fn under_review(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "A doctor is reviewing the answer to your message before you see it. You will get it here as soon as they have checked it. If you feel worse in the meantime, contact a clinician or your local emergency number."
+        }
+        Language::Chinese => {
+            "医生正在审核对您问题的回答，审核后会立即发送给您。如在此期间症状加重，请联系医生或拨打当地急救电话。"
+        }
+    }
+}
+
+/// The line under every answer that no doctor has reviewed.
+pub fn not_medical_advice(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "ℹ️ This is general information from an automated assistant, not medical advice. See a clinician if you are worried or your symptoms change."
+        }
+        Language::Chinese => {
+            "ℹ️ 以上为自动助手提供的一般信息，不构成医疗建议。如有担心或症状变化，请就医。"
+        }
+    }
+}
+
+/// A draft a doctor approved.
+pub fn approved(language: Language, draft: &str) -> String {
+    match language {
+        Language::English => format!("{draft}\n\n✅ Reviewed and approved by a doctor."),
+        Language::Chinese => format!("{draft}\n\n✅ 此回答已由医生审核通过。"),
+    }
+}
+
+/// A doctor's own answer in place of the draft.
+pub fn edited(language: Language, text: &str) -> String {
+    match language {
+        Language::English => {
+            format!("{text}\n\n✅ Written by a doctor who reviewed your question.")
+        }
+        Language::Chinese => format!("{text}\n\n✅ 此回答由审核您问题的医生撰写。"),
+    }
+}
+
+/// A draft a doctor rejected: their note, or the standard advice.
+pub fn rejected(language: Language, note: Option<&str>) -> String {
+    let standard = match language {
+        Language::English => {
+            "A doctor reviewed the answer to your question and decided it should not be sent. Please see a clinician in person about this, so that they can examine you. If it becomes urgent, call your local emergency number."
+        }
+        Language::Chinese => {
+            "医生审核了对您问题的回答，认为不宜发送。请就此当面咨询医生，以便进行检查。如情况紧急，请拨打当地急救电话。"
+        }
+    };
+    match note.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(note) => match language {
+            Language::English => format!("A doctor reviewed your question and writes:\n\n{note}"),
+            Language::Chinese => format!("医生审核了您的问题，回复如下：\n\n{note}"),
+        },
+        None => standard.to_owned(),
+    }
+}
+
+/// Sent when no doctor decided in time: safe advice, never the unreviewed draft.
+pub fn review_timed_out(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "We are sorry: no doctor could review the answer to your question in time, so we are not sending it. Please contact a clinician (your GP, a pharmacist or a telehealth service) about this question. If your symptoms get worse, or you notice chest pain, trouble breathing, confusion or heavy bleeding, call your local emergency number."
+        }
+        Language::Chinese => {
+            "抱歉，医生未能及时审核对您问题的回答，因此我们不会发送该回答。请就此问题咨询医生或药师。如症状加重，或出现胸痛、呼吸困难、意识模糊或大量出血，请拨打当地急救电话。"
+        }
+    }
+}
+
+/// The system prompt: who the assistant is and where its limits are.
+pub fn system_prompt(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "You are medbot, a careful health information assistant. You are not a doctor and cannot examine anyone. \
+             Answer in plain, kind English, in a few short paragraphs. Explain what symptoms commonly mean and what the person can safely do now. \
+             Never state a diagnosis as certain. Do not give medicine doses: say a doctor or pharmacist will advise. \
+             Always say when and how urgently to see a clinician, and tell the person to call emergency services for danger signs."
+        }
+        Language::Chinese => {
+            "你是 medbot，一个谨慎的健康信息助手。你不是医生，无法为任何人做检查。请用简明、亲切的中文回答，分几个简短的段落。\
+             解释症状的常见含义，以及现在可以安全采取的措施。不要把诊断说成确定的。不要给出药物剂量，请说明医生或药师会给出建议。\
+             始终说明何时、多紧急需要就医；出现危险信号时，告诉对方拨打急救电话。"
+        }
+    }
+}
+
+/// Shown when a message is too long to answer.
+pub fn message_too_long(language: Language, max_chars: usize) -> String {
+    match language {
+        Language::English => format!(
+            "Your message is too long for me to read in one go (the limit is {max_chars} characters). Please send the most important part, or split it into a few shorter messages."
+        ),
+        Language::Chinese => {
+            format!(
+                "您的消息太长了（上限为 {max_chars} 个字符）。请发送最重要的部分，或分成几条较短的消息。"
+            )
+        }
+    }
+}
+
+/// Shown when a message has no words in it.
+pub fn empty_message(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "I did not find any words in your message. Please describe what is worrying you."
+        }
+        Language::Chinese => "您的消息里没有文字。请描述一下您担心的问题。",
+    }
+}
+
+/// Shown when something inside medbot failed; the cause goes to the log, not to the patient.
+pub fn internal_error(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "Sorry, something went wrong on our side and your message could not be handled. Please try again in a minute. If this is urgent, call your local emergency number."
+        }
+        Language::Chinese => {
+            "抱歉，我们这边出了问题，未能处理您的消息。请稍后再试。如情况紧急，请拨打当地急救电话。"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_emergency_rule_has_advice_in_both_languages() {
+        for reason in [
+            "chest_pain_with_danger_signs",
+            "stroke_signs",
+            "severe_breathing_difficulty",
+            "anaphylaxis",
+            "heavy_bleeding",
+            "loss_of_consciousness",
+            "seizure",
+            "suicidal_thoughts_or_self_harm",
+            "overdose_or_poisoning",
+            "sudden_severe_headache",
+            "fever_in_infant",
+            "pregnancy_bleeding_or_severe_pain",
+            "severe_abdominal_pain",
+            "meningitis_signs",
+        ] {
+            for language in [Language::English, Language::Chinese] {
+                assert!(
+                    meanwhile(reason, language).is_some(),
+                    "{reason} {language:?}"
+                );
+            }
+        }
+        let text = emergency_advice(Language::English, &["seizure", "seizure"]);
+        assert!(text.contains("911") && text.matches("cushion").count() == 1);
+        assert!(emergency_advice(Language::Chinese, &[]).contains("120"));
+    }
+}

@@ -1,0 +1,215 @@
+//! The outbox: messages waiting to be delivered, written in the same transaction as the work that
+//! produced them, so that a crash loses nothing. Bodies are encrypted under the patient's key and
+//! bound to the row's `record_id`; the doctors' cards carry no body (they are rendered from the
+//! escalation when sent).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::{StorageError, Store};
+use crate::consult::DoctorNoticeKind;
+use crate::crypto::{Binding, DataKey, Plaintext, Purpose};
+use crate::domain::{EscalationId, PatientId};
+
+/// What an outbox row is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// A new escalation: the card with Approve / Edit / Reject, for the doctors.
+    EscalationCard,
+    /// An escalation was decided or expired: update its card.
+    EscalationDecided,
+    /// The answer a decision produced, for the patient.
+    EscalationOutcome,
+    /// A patient's message was triaged as an emergency.
+    EmergencyAlert,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::EscalationCard => "escalation_card",
+            OutboxKind::EscalationDecided => "escalation_decided",
+            OutboxKind::EscalationOutcome => "escalation_outcome",
+            OutboxKind::EmergencyAlert => DoctorNoticeKind::EmergencyAlert.as_str(),
+        }
+    }
+
+    fn destination(self) -> &'static str {
+        match self {
+            OutboxKind::EscalationOutcome => "patient",
+            OutboxKind::EscalationCard
+            | OutboxKind::EscalationDecided
+            | OutboxKind::EmergencyAlert => "doctors",
+        }
+    }
+}
+
+impl From<DoctorNoticeKind> for OutboxKind {
+    fn from(kind: DoctorNoticeKind) -> Self {
+        match kind {
+            DoctorNoticeKind::EmergencyAlert => OutboxKind::EmergencyAlert,
+        }
+    }
+}
+
+/// A message for a patient, taken from the outbox.
+#[derive(Debug, Clone)]
+pub struct PatientOutboxItem {
+    pub id: i64,
+    pub kind: String,
+    pub escalation: Option<EscalationId>,
+    pub text: Plaintext,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message for the doctors, still waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct DoctorOutboxItem {
+    pub id: i64,
+    pub kind: String,
+    pub patient: Option<PatientId>,
+    pub escalation: Option<EscalationId>,
+    pub body: Option<Plaintext>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Queues one message on `conn` (inside the caller's transaction).
+pub(crate) async fn insert_outbox(
+    conn: &mut PgConnection,
+    patient: PatientId,
+    kind: OutboxKind,
+    escalation: Option<EscalationId>,
+    body: Option<(&DataKey, &Plaintext)>,
+) -> Result<i64, StorageError> {
+    let record = Uuid::new_v4();
+    let sealed = body
+        .map(|(key, text)| key.encrypt(text, &Binding::new(Purpose::Outbox, patient, record)))
+        .transpose()?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO outbox (patient_id, destination, kind, escalation_id, body_nonce, body_ciphertext, record_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(patient.0)
+    .bind(kind.destination())
+    .bind(kind.as_str())
+    .bind(escalation.map(|e| e.0))
+    .bind(sealed.as_ref().map(|s| s.nonce.to_vec()))
+    .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+    .bind(record)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Queues a notice about `patient` for the doctors.
+    pub async fn enqueue_doctor_notice(
+        &self,
+        patient: PatientId,
+        kind: DoctorNoticeKind,
+        body: &Plaintext,
+    ) -> Result<i64, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        insert_outbox(&mut conn, patient, kind.into(), None, Some((&key, body))).await
+    }
+
+    /// Takes every undelivered message for the patient, oldest first, and marks them sent (the
+    /// terminal chat prints them at once). Concurrent takers never get the same row.
+    pub async fn take_patient_outbox(
+        &self,
+        patient: PatientId,
+    ) -> Result<Vec<PatientOutboxItem>, StorageError> {
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, escalation_id, body_nonce, body_ciphertext, record_id, created_at
+             FROM outbox
+             WHERE patient_id = $1 AND destination = 'patient' AND sent_at IS NULL
+             ORDER BY id FOR UPDATE SKIP LOCKED",
+        )
+        .bind(patient.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.data_key(&mut tx, patient).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let text = self
+                .open_body(&key, patient, row)
+                .await?
+                .unwrap_or_else(|| Plaintext::new(""));
+            items.push(PatientOutboxItem {
+                id: row.get("id"),
+                kind: row.get("kind"),
+                escalation: row
+                    .get::<Option<Uuid>, _>("escalation_id")
+                    .map(EscalationId),
+                text,
+                created_at: row.get("created_at"),
+            });
+        }
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        sqlx::query(
+            "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(items)
+    }
+
+    /// Messages for the doctors not yet delivered, oldest first, decrypted. Read-only: delivering
+    /// them is the Telegram sender's job.
+    pub async fn unsent_doctor_notices(&self) -> Result<Vec<DoctorOutboxItem>, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, record_id, created_at
+             FROM outbox WHERE destination = 'doctors' AND sent_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let patient = row.get::<Option<Uuid>, _>("patient_id").map(PatientId);
+            let body = match patient {
+                Some(patient) if row.get::<Option<Vec<u8>>, _>("body_nonce").is_some() => {
+                    let key = self.data_key(&mut conn, patient).await?;
+                    self.open_body(&key, patient, row).await?
+                }
+                _ => None,
+            };
+            items.push(DoctorOutboxItem {
+                id: row.get("id"),
+                kind: row.get("kind"),
+                patient,
+                escalation: row
+                    .get::<Option<Uuid>, _>("escalation_id")
+                    .map(EscalationId),
+                body,
+                created_at: row.get("created_at"),
+            });
+        }
+        Ok(items)
+    }
+
+    async fn open_body(
+        &self,
+        key: &DataKey,
+        patient: PatientId,
+        row: &sqlx::postgres::PgRow,
+    ) -> Result<Option<Plaintext>, StorageError> {
+        let binding = Binding::new(Purpose::Outbox, patient, row.get("record_id"));
+        self.open_columns(
+            key,
+            row,
+            ("body_nonce", "body_ciphertext"),
+            binding,
+            "outbox",
+        )
+        .await
+    }
+}

@@ -1,0 +1,713 @@
+//! The consultation service driven through its ports: the scripted generator, a manual clock, and
+//! the real PostgreSQL store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medbot::consult::testing::{ManualClock, Script, ScriptedFailure, ScriptedGenerator};
+use medbot::consult::{
+    ConsultError, ConsultationService, DecideError, Outcome, Progress, Reply, ServiceSettings,
+    Verdict,
+};
+use medbot::context::PromptRole;
+use medbot::domain::{
+    EscalationId, EscalationStatus, PatientId, Role, TelegramChatId, TelegramUserId, TriageLevel,
+};
+use medbot::storage::{ReadPurpose, Store};
+use medbot::triage::{DraftReviewer, DrugLexicon, ReviewReason};
+
+use crate::helpers::*;
+
+type Service = ConsultationService<ScriptedGenerator, Store, Arc<ManualClock>>;
+
+struct Harness {
+    t: TestStore,
+    generator: Arc<ScriptedGenerator>,
+    clock: Arc<ManualClock>,
+    service: Arc<Service>,
+}
+
+const FALLBACK: &str = "Rest, drink plenty of fluids, and see a clinician if you get worse.";
+
+async fn harness(key_byte: u8) -> Harness {
+    let t = test_store(key_byte).await;
+    let generator = Arc::new(ScriptedGenerator::new(FALLBACK));
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let reviewer = Arc::new(DraftReviewer::new(DrugLexicon::from_names([
+        "ibuprofen",
+        "paracetamol",
+        "amoxicillin",
+        "sertraline",
+    ])));
+    let service = Arc::new(ConsultationService::new(
+        generator.clone(),
+        t.store.clone(),
+        clock.clone(),
+        reviewer,
+        ServiceSettings::default(),
+    ));
+    Harness {
+        t,
+        generator,
+        clock,
+        service,
+    }
+}
+
+impl Harness {
+    async fn patient(&self, telegram: i64) -> PatientId {
+        let registered = self
+            .t
+            .store
+            .register_patient(TelegramUserId(telegram), TelegramChatId(telegram), None)
+            .await
+            .unwrap();
+        registered.id
+    }
+
+    async fn send(&self, patient: PatientId, text: &str) -> Outcome {
+        self.service
+            .handle(patient, text, &mut |_| {})
+            .await
+            .expect("handled")
+    }
+
+    async fn conversation(&self, patient: PatientId) -> Vec<(Role, String)> {
+        self.t
+            .store
+            .read_messages(patient, None, ReadPurpose::History)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.role, m.text.as_str().to_owned()))
+            .collect()
+    }
+
+    async fn patient_outbox(&self, patient: PatientId) -> Vec<String> {
+        self.t
+            .store
+            .take_patient_outbox(patient)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text.as_str().to_owned())
+            .collect()
+    }
+
+    async fn doctor_outbox_kinds(&self) -> Vec<String> {
+        self.t
+            .store
+            .unsent_doctor_notices()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.kind)
+            .collect()
+    }
+
+    /// Escalates one question for `patient` with a draft that names a medicine.
+    async fn escalate(&self, patient: PatientId, question: &str, draft: &str) -> EscalationId {
+        self.generator.push(Script::say(draft));
+        match self.send(patient, question).await.reply {
+            Reply::UnderReview { escalation, .. } => escalation,
+            other => panic!("expected an escalation, got {other:?}"),
+        }
+    }
+}
+
+fn escalation_of(outcome: &Outcome) -> (EscalationId, Vec<ReviewReason>) {
+    match &outcome.reply {
+        Reply::UnderReview {
+            escalation,
+            reasons,
+            ..
+        } => (*escalation, reasons.clone()),
+        other => panic!("expected an escalation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_five_turn_conversation_keeps_its_context_and_a_new_topic_starts_afresh() {
+    let h = harness(61).await;
+    let patient = h.patient(1001).await;
+    let questions = [
+        "I have had a sore throat since yesterday",
+        "It hurts more when I swallow",
+        "I also feel a bit tired",
+        "Should I stay home from work?",
+        "How long does this usually last?",
+    ];
+    for (turn, question) in questions.iter().enumerate() {
+        h.generator.push(Script::say(format!(
+            "Answer number {turn}: sore throats usually get better on their own."
+        )));
+        let outcome = h.send(patient, question).await;
+        assert!(
+            matches!(outcome.reply, Reply::Answer { .. }),
+            "{:?}",
+            outcome.reply
+        );
+    }
+    let prompts = h.generator.prompts();
+    assert_eq!(prompts.len(), 5);
+    let last = &prompts[4];
+    assert_eq!(last[0].role, PromptRole::System);
+    assert!(last[0].content.contains("not a doctor"));
+    // System, then five questions and four answers alternating, oldest first.
+    assert_eq!(last.len(), 10, "{last:#?}");
+    for (turn, question) in questions.iter().enumerate() {
+        assert_eq!(last[1 + 2 * turn].role, PromptRole::User);
+        assert_eq!(last[1 + 2 * turn].content, *question);
+        if turn < 4 {
+            assert_eq!(last[2 + 2 * turn].role, PromptRole::Assistant);
+            assert!(
+                last[2 + 2 * turn]
+                    .content
+                    .starts_with(&format!("Answer number {turn}:"))
+            );
+        }
+    }
+
+    // A new topic: the history stays, the context starts from the next message.
+    h.service.start_new_topic(patient).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.send(
+        patient,
+        "Different question: how much sleep do adults need?",
+    )
+    .await;
+    let prompts = h.generator.prompts();
+    let fresh = prompts.last().unwrap();
+    assert_eq!(fresh.len(), 2, "{fresh:#?}");
+    assert!(fresh[1].content.starts_with("Different question"));
+    assert_eq!(h.conversation(patient).await.len(), 12);
+}
+
+#[tokio::test]
+async fn old_turns_are_dropped_whole_when_the_window_is_small() {
+    let t = test_store(62).await;
+    let generator = Arc::new(ScriptedGenerator::new(FALLBACK).with_context_tokens(700));
+    let service = ConsultationService::new(
+        generator.clone(),
+        t.store.clone(),
+        Arc::new(ManualClock::new(chrono::Utc::now())),
+        Arc::new(DraftReviewer::new(DrugLexicon::from_names(["ibuprofen"]))),
+        ServiceSettings {
+            answer_tokens: 200,
+            ..ServiceSettings::default()
+        },
+    );
+    let patient = t
+        .store
+        .register_patient(TelegramUserId(7), TelegramChatId(7), None)
+        .await
+        .unwrap()
+        .id;
+    let long = "my throat is sore and scratchy ".repeat(12);
+    for n in 0..6 {
+        service
+            .handle(patient, &format!("{n} {long}"), &mut |_| {})
+            .await
+            .unwrap();
+    }
+    let last = generator.prompts().pop().unwrap();
+    // Whole exchanges only: after the system prompt, user and assistant alternate, starting with
+    // the user, and the newest question is last.
+    assert!(last.len() < 12, "nothing was dropped: {}", last.len());
+    assert_eq!(last[1].role, PromptRole::User);
+    assert!(last.last().unwrap().content.starts_with("5 "));
+    for pair in last[1..].chunks(2) {
+        assert_eq!(pair[0].role, PromptRole::User);
+        if let Some(answer) = pair.get(1) {
+            assert_eq!(answer.role, PromptRole::Assistant);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_emergency_gets_fixed_advice_at_once_never_reaches_the_model_and_alerts_doctors() {
+    let h = harness(63).await;
+    let patient = h.patient(1002).await;
+    let started = Instant::now();
+    let outcome = h
+        .send(
+            patient,
+            "I have crushing chest pain going down my left arm and I'm sweating",
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    assert_eq!(outcome.assessment.level, TriageLevel::Emergency);
+    let Reply::Emergency { text } = &outcome.reply else {
+        panic!("{:?}", outcome.reply)
+    };
+    assert!(text.contains("emergency number") && text.contains("Do not drive yourself"));
+    assert_eq!(h.generator.calls(), 0);
+
+    let notices = h.t.store.unsent_doctor_notices().await.unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].kind, "emergency_alert");
+    let body = notices[0].body.as_ref().unwrap().as_str().to_owned();
+    assert!(body.contains(&patient.reference()) && body.contains("chest_pain_with_danger_signs"));
+
+    let conversation = h.conversation(patient).await;
+    assert_eq!(conversation.len(), 2);
+    assert_eq!(conversation[1], (Role::Assistant, text.clone()));
+
+    // In Chinese, the advice is in Chinese.
+    let outcome = h.send(patient, "孩子喘不过气，嘴唇发紫").await;
+    assert!(outcome.reply.text().contains("120"));
+    assert_eq!(h.generator.calls(), 0);
+}
+
+#[tokio::test]
+async fn every_review_flag_escalates_and_records_its_reason() {
+    let h = harness(64).await;
+    let cases: Vec<(&str, Option<Script>, ReviewReason)> = vec![
+        (
+            "I have a headache",
+            Some(Script::say("You could try ibuprofen for the pain.")),
+            ReviewReason::NamesMedicine,
+        ),
+        (
+            "I have a headache",
+            Some(Script::say("Take 400 mg every 6 hours with food.")),
+            ReviewReason::StatesDose,
+        ),
+        (
+            "I have a cough and a fever",
+            Some(Script::say("You definitely have pneumonia.")),
+            ReviewReason::CertainDiagnosis,
+        ),
+        (
+            "I feel a bit off today",
+            Some(Script::say(
+                "Crushing chest pain with sweating can be a heart attack.",
+            )),
+            ReviewReason::RedFlagContent,
+        ),
+        (
+            "fever of 39.5 and feeling awful",
+            None,
+            ReviewReason::UrgentTriage,
+        ),
+        (
+            "Can I talk to a real doctor about my cold?",
+            None,
+            ReviewReason::PatientAskedForDoctor,
+        ),
+        (
+            "Can I take paracetamol for a cold?",
+            None,
+            ReviewReason::MedicationQuestion,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::say_unsure("Rest and drink fluids.")),
+            ReviewReason::LowConfidence,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::say("")),
+            ReviewReason::EmptyDraft,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::say(
+                "Drink some water. Drink some water. Drink some water. Drink some water.",
+            )),
+            ReviewReason::RepetitiveDraft,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::say("@@ ## $$ %% 12 34 ?? !! ** ((")),
+            ReviewReason::GarbledDraft,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::SayCutOff("Rest and drink fluids and".into())),
+            ReviewReason::IncompleteDraft,
+        ),
+        (
+            "I have a runny nose",
+            Some(Script::Fail(ScriptedFailure::Busy)),
+            ReviewReason::EmptyDraft,
+        ),
+    ];
+    for (n, (question, script, reason)) in cases.into_iter().enumerate() {
+        let patient = h.patient(2000 + n as i64).await;
+        if let Some(script) = script {
+            h.generator.push(script);
+        }
+        let mut told_review = 0;
+        let outcome = h
+            .service
+            .handle(patient, question, &mut |p| {
+                if let Progress::ReviewRequired(_) = p {
+                    told_review += 1;
+                }
+            })
+            .await
+            .unwrap();
+        let (id, reasons) = escalation_of(&outcome);
+        assert!(reasons.contains(&reason), "{reason:?} not in {reasons:?}");
+        assert_eq!(told_review, 1, "{reason:?}: told {told_review} times");
+        assert!(outcome.reply.text().contains("doctor is reviewing"));
+        let stored = h.t.store.load_escalation(id).await.unwrap();
+        assert_eq!(stored.status, EscalationStatus::Pending);
+        assert!(
+            stored.reasons.iter().any(|r| r == reason.as_str()),
+            "{:?}",
+            stored.reasons
+        );
+        assert_eq!(stored.question.as_str(), question);
+        assert_eq!(stored.patient, patient);
+    }
+
+    // Nothing risky: delivered with the "not medical advice" line, and stored as said.
+    let patient = h.patient(2999).await;
+    let outcome = h.send(patient, "I have a runny nose").await;
+    let Reply::Answer { text } = &outcome.reply else {
+        panic!("{:?}", outcome.reply)
+    };
+    assert!(text.starts_with(FALLBACK) && text.contains("not medical advice"));
+    assert_eq!(
+        h.conversation(patient).await.last().unwrap(),
+        &(Role::Assistant, text.clone())
+    );
+}
+
+#[tokio::test]
+async fn sentences_stream_until_a_risky_one_and_the_risky_one_is_never_shown() {
+    let h = harness(65).await;
+    let patient = h.patient(3001).await;
+
+    h.generator.push(Script::say(
+        "Colds are common. Rest helps a lot. Drink warm fluids.",
+    ));
+    let mut partials = Vec::new();
+    let outcome = h
+        .service
+        .handle(patient, "I have a cold", &mut |p| {
+            if let Progress::Partial(text) = p {
+                partials.push(text.to_owned());
+            }
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome.reply, Reply::Answer { .. }));
+    assert_eq!(
+        partials,
+        ["Colds are common.", "Colds are common. Rest helps a lot."]
+    );
+
+    h.generator.push(Script::say(
+        "Colds are common. You could take ibuprofen. Rest helps.",
+    ));
+    let mut events = Vec::new();
+    let outcome = h
+        .service
+        .handle(patient, "I have a cold again", &mut |p| match p {
+            Progress::Partial(text) => events.push(format!("partial:{text}")),
+            Progress::ReviewRequired(_) => events.push("review".into()),
+            Progress::Triaged(a) => events.push(format!("triaged:{}", a.level.as_str())),
+        })
+        .await
+        .unwrap();
+    escalation_of(&outcome);
+    assert_eq!(
+        events,
+        ["triaged:self_care", "partial:Colds are common.", "review"]
+    );
+
+    // When a review is certain from the question, nothing streams at all.
+    h.generator
+        .push(Script::say("Colds are common. Rest helps a lot. More."));
+    let mut partial_count = 0;
+    h.service
+        .handle(patient, "Can I talk to a doctor about my cold?", &mut |p| {
+            if let Progress::Partial(_) = p {
+                partial_count += 1;
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(partial_count, 0);
+}
+
+#[tokio::test]
+async fn each_outcome_reaches_the_patient_and_is_recorded() {
+    let h = harness(66).await;
+    let doctor = TelegramUserId(555);
+
+    // Approved: the draft, marked as reviewed.
+    let patient = h.patient(4001).await;
+    let id = h
+        .escalate(
+            patient,
+            "I have a headache",
+            "Ibuprofen can help with headaches.",
+        )
+        .await;
+    assert_eq!(h.patient_outbox(patient).await.len(), 0);
+    assert_eq!(
+        h.service
+            .decide(id, doctor, Verdict::Approve)
+            .await
+            .unwrap(),
+        EscalationStatus::Approved
+    );
+    let sent = h.patient_outbox(patient).await;
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].starts_with("Ibuprofen can help with headaches."));
+    assert!(sent[0].contains("Reviewed and approved by a doctor"));
+    let record = h.t.store.load_escalation(id).await.unwrap();
+    assert_eq!(record.decided_by, Some(doctor));
+    assert!(record.decided_at.is_some());
+    assert_eq!(
+        h.conversation(patient).await.last().unwrap(),
+        &(Role::Assistant, sent[0].clone())
+    );
+
+    // Edited: the doctor's text instead.
+    let patient = h.patient(4002).await;
+    let id = h
+        .escalate(
+            patient,
+            "I have a headache",
+            "Ibuprofen can help with headaches.",
+        )
+        .await;
+    h.service
+        .decide(
+            id,
+            doctor,
+            Verdict::Edit("Rest in a dark room and drink water; see your GP if it lasts.".into()),
+        )
+        .await
+        .unwrap();
+    let sent = h.patient_outbox(patient).await;
+    assert!(sent[0].starts_with("Rest in a dark room"));
+    assert!(!sent[0].contains("Ibuprofen"));
+    let record = h.t.store.load_escalation(id).await.unwrap();
+    assert_eq!(record.status, EscalationStatus::Edited);
+    assert!(
+        record
+            .final_text
+            .unwrap()
+            .as_str()
+            .starts_with("Rest in a dark room")
+    );
+    assert_eq!(
+        h.conversation(patient).await.last().unwrap().0,
+        Role::Doctor
+    );
+
+    // Rejected with a note, and without one (the standard message).
+    let patient = h.patient(4003).await;
+    let id = h
+        .escalate(
+            patient,
+            "I have a headache",
+            "Ibuprofen can help with headaches.",
+        )
+        .await;
+    h.service
+        .decide(
+            id,
+            doctor,
+            Verdict::Reject(Some("Please book a GP visit this week.".into())),
+        )
+        .await
+        .unwrap();
+    let sent = h.patient_outbox(patient).await;
+    assert!(
+        sent[0].contains("Please book a GP visit this week.") && !sent[0].contains("Ibuprofen")
+    );
+
+    let patient = h.patient(4004).await;
+    let id = h.escalate(patient, "我头疼", "可以吃布洛芬。").await;
+    h.service
+        .decide(id, doctor, Verdict::Reject(None))
+        .await
+        .unwrap();
+    let sent = h.patient_outbox(patient).await;
+    assert!(sent[0].contains("请就此当面咨询医生"), "{}", sent[0]);
+
+    // Each decision told the doctors' card and wrote the audit log.
+    let decided = h
+        .doctor_outbox_kinds()
+        .await
+        .into_iter()
+        .filter(|k| k == "escalation_decided")
+        .count();
+    assert_eq!(decided, 4);
+    let audit = h.t.store.recent_audit(100).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.action == "doctor_decision" && r.actor == "doctor:555")
+            .count(),
+        4
+    );
+    assert_eq!(
+        h.t.store.verify_audit_log().await.unwrap().first_broken_seq,
+        None
+    );
+
+    // Nothing of it is in the database in clear.
+    let dump = pg_dump(&h.t.url);
+    for secret in [
+        "Ibuprofen can help",
+        "Rest in a dark room",
+        "book a GP visit",
+        "布洛芬",
+    ] {
+        assert!(!dump.contains(secret), "{secret} is stored in clear");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_draft_cannot_be_approved_but_can_be_edited() {
+    let h = harness(67).await;
+    let patient = h.patient(5001).await;
+    h.generator.push(Script::Fail(ScriptedFailure::Broken));
+    let (id, _) = escalation_of(&h.send(patient, "I have a runny nose").await);
+    assert!(matches!(
+        h.service
+            .decide(id, TelegramUserId(1), Verdict::Approve)
+            .await,
+        Err(DecideError::NothingToApprove)
+    ));
+    assert!(matches!(
+        h.service
+            .decide(id, TelegramUserId(1), Verdict::Edit("  ".into()))
+            .await,
+        Err(DecideError::EmptyEdit)
+    ));
+    h.service
+        .decide(
+            id,
+            TelegramUserId(1),
+            Verdict::Edit("Saline spray and rest.".into()),
+        )
+        .await
+        .unwrap();
+    assert!(h.patient_outbox(patient).await[0].starts_with("Saline spray and rest."));
+}
+
+#[tokio::test]
+async fn two_doctors_deciding_at_once_give_one_outcome() {
+    let h = harness(68).await;
+    for round in 0..8 {
+        let patient = h.patient(6000 + round).await;
+        let id = h
+            .escalate(
+                patient,
+                "I have a headache",
+                "Ibuprofen can help with headaches.",
+            )
+            .await;
+        let (a, b) = tokio::join!(
+            h.service.decide(id, TelegramUserId(1), Verdict::Approve),
+            h.service
+                .decide(id, TelegramUserId(2), Verdict::Reject(Some("No.".into()))),
+        );
+        let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {a:?} {b:?}");
+        let loser = if a.is_ok() { b } else { a };
+        assert!(
+            matches!(loser, Err(DecideError::AlreadyDecided(_))),
+            "{loser:?}"
+        );
+        // One answer reached the patient, one reply is in the conversation.
+        assert_eq!(h.patient_outbox(patient).await.len(), 1);
+        let replies = h
+            .conversation(patient)
+            .await
+            .into_iter()
+            .filter(|(role, _)| *role != Role::Patient)
+            .count();
+        assert_eq!(replies, 1);
+    }
+    let decisions =
+        h.t.store
+            .recent_audit(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "doctor_decision")
+            .count();
+    assert_eq!(decisions, 8);
+}
+
+#[tokio::test]
+async fn an_undecided_escalation_expires_on_time_with_safe_advice() {
+    let h = harness(69).await;
+    let patient = h.patient(7001).await;
+    let id = h
+        .escalate(
+            patient,
+            "I have a headache",
+            "Ibuprofen can help with headaches.",
+        )
+        .await;
+    h.clock.advance(chrono::Duration::minutes(29));
+    assert_eq!(h.service.expire_due().await.unwrap(), 0);
+    assert!(h.patient_outbox(patient).await.is_empty());
+
+    h.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(h.service.expire_due().await.unwrap(), 1);
+    let sent = h.patient_outbox(patient).await;
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains("no doctor could review") && !sent[0].contains("Ibuprofen"));
+    let record = h.t.store.load_escalation(id).await.unwrap();
+    assert_eq!(record.status, EscalationStatus::Expired);
+    assert_eq!(record.decided_by, None);
+    assert!(
+        h.doctor_outbox_kinds()
+            .await
+            .contains(&"escalation_decided".to_owned())
+    );
+
+    // A doctor who comes late is told, and nothing changes.
+    assert!(matches!(
+        h.service
+            .decide(id, TelegramUserId(1), Verdict::Approve)
+            .await,
+        Err(DecideError::AlreadyDecided(EscalationStatus::Expired))
+    ));
+    assert_eq!(h.service.expire_due().await.unwrap(), 0);
+    assert!(h.patient_outbox(patient).await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_messages_get_a_clear_error_and_store_nothing() {
+    let h = harness(70).await;
+    let patient = h.patient(8001).await;
+    for text in ["", "   ", "🙂🙂", "\u{200b}"] {
+        let err = h
+            .service
+            .handle(patient, text, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConsultError::EmptyMessage), "{text:?}: {err}");
+    }
+    let huge = "a".repeat(20_000);
+    let err = h
+        .service
+        .handle(patient, &huge, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConsultError::MessageTooLong { .. }));
+    assert!(
+        err.patient_text(medbot::domain::Language::English, 4000)
+            .contains("4000 characters")
+    );
+    assert!(h.conversation(patient).await.is_empty());
+    assert_eq!(h.generator.calls(), 0);
+
+    // Odd Unicode that has words in it is handled.
+    let outcome = h.send(patient, "Ｉ ｈａｖｅ ａ ｃｏｌｄ 🤧 e\u{301}").await;
+    assert!(matches!(outcome.reply, Reply::Answer { .. }));
+}
