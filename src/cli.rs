@@ -21,6 +21,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Talk to medbot in the terminal as a patient: the real model, the database and doctor
+    /// review, with nothing to configure (the database, model and a local key are set up on first
+    /// run).
+    Chat {
+        /// Which local patient you are (each name is its own conversation).
+        #[arg(long, default_value = "local")]
+        patient: String,
+    },
+    /// Review answers waiting for a doctor: list them, then approve, edit or reject one.
+    Review {
+        #[command(subcommand)]
+        command: Option<ReviewCommand>,
+    },
     /// Apply the database migrations built into this binary (harmless to run again).
     Migrate {
         /// List applied and pending migrations instead of applying them.
@@ -113,5 +126,38 @@ pub enum AuditCommand {
     Tail {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List the answers waiting for review, and emergency alerts (the default).
+    List,
+    /// Send the draft to the patient as it is, marked as reviewed by a doctor.
+    Approve {
+        /// Escalation id, or its first characters as `list` shows them.
+        id: String,
+        /// Your Telegram user id, recorded as who decided (0 for the terminal).
+        #[arg(long, default_value_t = 0)]
+        doctor: i64,
+    },
+    /// Send your own answer instead of the draft.
+    Edit {
+        /// Escalation id, or its first characters as `list` shows them.
+        id: String,
+        /// The answer to send (read from standard input when not given).
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        doctor: i64,
+    },
+    /// Do not send the draft; send your note, or the standard "please see a clinician" message.
+    Reject {
+        /// Escalation id, or its first characters as `list` shows them.
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        doctor: i64,
     },
 }

@@ -20,11 +20,19 @@ pub const TELEGRAM_API_URL: &str = "TELEGRAM_API_URL";
 pub const DOCTOR_CHAT_ID: &str = "DOCTOR_CHAT_ID";
 pub const DOCTOR_IDS: &str = "DOCTOR_IDS";
 pub const MODEL_PATH: &str = "MODEL_PATH";
+pub const MEDBOT_DRUG_LEXICON: &str = "MEDBOT_DRUG_LEXICON";
+pub const MEDBOT_REVIEW_TIMEOUT_MINUTES: &str = "MEDBOT_REVIEW_TIMEOUT_MINUTES";
+pub const MEDBOT_DATA_DIR: &str = "MEDBOT_DATA_DIR";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
 /// The model models/fetch downloads.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The drug dictionary models/fetch-drug-lexicon writes.
+pub const DEFAULT_DRUG_LEXICON_PATH: &str = "models/drug-lexicon.pkl";
+/// How long a draft waits for a doctor when nothing is configured.
+pub const DEFAULT_REVIEW_TIMEOUT_MINUTES: i64 = 30;
 
 /// A setting that is missing or malformed. Displays as one line: `VARIABLE: what is wrong`.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +230,47 @@ pub fn model_path(env: &dyn Env) -> PathBuf {
     non_empty(env, MODEL_PATH)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH))
+}
+
+/// `MEDBOT_DRUG_LEXICON`, or the default dictionary's path.
+pub fn drug_lexicon_path(env: &dyn Env) -> PathBuf {
+    non_empty(env, MEDBOT_DRUG_LEXICON)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DRUG_LEXICON_PATH))
+}
+
+/// `MEDBOT_REVIEW_TIMEOUT_MINUTES`: how long a draft waits for a doctor (1 minute to 7 days).
+pub fn review_timeout(env: &dyn Env) -> Result<chrono::Duration, ConfigError> {
+    let Some(raw) = non_empty(env, MEDBOT_REVIEW_TIMEOUT_MINUTES) else {
+        return Ok(chrono::Duration::minutes(DEFAULT_REVIEW_TIMEOUT_MINUTES));
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(minutes) if (1..=7 * 24 * 60).contains(&minutes) => {
+            Ok(chrono::Duration::minutes(minutes))
+        }
+        _ => Err(ConfigError::new(
+            MEDBOT_REVIEW_TIMEOUT_MINUTES,
+            format!("must be a whole number of minutes from 1 to 10080, not {raw:?}"),
+        )),
+    }
+}
+
+/// Where the terminal commands keep local state (the generated master key):
+/// `MEDBOT_DATA_DIR`, else `$XDG_DATA_HOME/medbot`, else `~/.local/share/medbot`.
+pub fn data_dir(env: &dyn Env) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = non_empty(env, MEDBOT_DATA_DIR) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = non_empty(env, "XDG_DATA_HOME") {
+        return Ok(Path::new(&xdg).join("medbot"));
+    }
+    match non_empty(env, "HOME") {
+        Some(home) => Ok(Path::new(&home).join(".local/share/medbot")),
+        None => Err(ConfigError::new(
+            MEDBOT_DATA_DIR,
+            "is not set and there is no HOME to put the local master key in",
+        )),
+    }
 }
 
 /// Everything the Telegram bot needs.

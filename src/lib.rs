@@ -4,6 +4,7 @@
 //! the in-process model. See ARCHITECTURE.md for the map.
 
 pub mod admin;
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod domain;
 pub mod llm;
 pub mod storage;
 pub mod telemetry;
+pub mod terminal;
 pub mod triage;

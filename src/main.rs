@@ -16,7 +16,11 @@ fn main() -> ExitCode {
         eprintln!("medbot: configuration error: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    telemetry::init("warn,medbot=info");
+    // The terminal commands talk to a person on the same screen: only warnings unless RUST_LOG asks.
+    telemetry::init(match cli.command {
+        Command::Chat { .. } | Command::Review { .. } | Command::Triage => "warn",
+        _ => "warn,medbot=info",
+    });
     if let Command::Triage = cli.command {
         return triage();
     }
@@ -29,6 +33,10 @@ fn main() -> ExitCode {
     } = cli.command
     {
         return bench(prompt_tokens, new_tokens, threads, model, json);
+    }
+    if matches!(cli.command, Command::Chat { .. }) {
+        // Before any runtime thread exists: candle reads the thread count once.
+        configure_model_threads(None);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -51,6 +59,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient { command } => admin::patient(&env, command).await,
         Command::Audit { command } => admin::audit(&env, command).await,
         Command::Check => admin::check(&env).await,
+        Command::Chat { patient } => medbot::terminal::chat::run(&env, &patient).await,
+        Command::Review { command } => {
+            let command = command.unwrap_or(medbot::cli::ReviewCommand::List);
+            medbot::terminal::review::run(&env, command).await
+        }
         Command::Bench { .. } | Command::Triage => {
             unreachable!("handled before the runtime starts")
         }
@@ -80,19 +93,7 @@ fn bench(
     model: Option<std::path::PathBuf>,
     json: bool,
 ) -> ExitCode {
-    let threads = threads.or_else(|| {
-        std::env::var("CANDLE_NUM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    let threads = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    // SAFETY: no other thread exists yet (the async runtime is not started for bench).
-    unsafe { std::env::set_var("CANDLE_NUM_THREADS", threads.to_string()) };
-    let threads = medbot::llm::configure_threads(threads);
+    let threads = configure_model_threads(threads);
     let path = model.unwrap_or_else(medbot::bench::default_model);
     match medbot::bench::run(&path, prompt_tokens, new_tokens, threads) {
         Ok(report) if json => {
@@ -116,6 +117,25 @@ fn bench(
         }
         Err(e) => report(&e.into()),
     }
+}
+
+/// Fixes the model's CPU threads: `explicit`, else CANDLE_NUM_THREADS, else every core. Must run
+/// before any other thread exists.
+fn configure_model_threads(explicit: Option<usize>) -> usize {
+    let threads = explicit
+        .or_else(|| {
+            std::env::var("CANDLE_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    // SAFETY: called from main before the async runtime (or any other thread) is started.
+    unsafe { std::env::set_var("CANDLE_NUM_THREADS", threads.to_string()) };
+    medbot::llm::configure_threads(threads)
 }
 
 /// One line on standard error; configuration problems exit with 2, everything else with 1.

@@ -13,17 +13,18 @@
 //!                                                             approved | edited | rejected | expired
 //! ```
 
+mod desk;
 pub mod ports;
 mod service;
 pub mod testing;
 pub mod wording;
 
+pub use desk::{DecideError, ReviewDesk, Verdict};
 pub use ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, DraftStream, EscalationRecord,
     EscalationStore, Generator, GeneratorError, NewEscalation, Notifier, Resolution,
     ResolveOutcome, StoreError, SystemClock, Turn,
 };
 pub use service::{
-    ConsultError, ConsultationService, DecideError, Outcome, Progress, Reply, ServiceSettings,
-    ServiceStore, Verdict,
+    ConsultError, ConsultationService, Outcome, Progress, Reply, ServiceSettings, ServiceStore,
 };

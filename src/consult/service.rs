@@ -7,16 +7,13 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::ports::{
-    Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationRecord,
-    EscalationStore, Generator, GeneratorError, NewEscalation, Notifier, Resolution,
-    ResolveOutcome, StoreError,
+    Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationStore, Generator,
+    GeneratorError, NewEscalation, Notifier, StoreError,
 };
 use super::wording;
 use crate::context::{self, ContextBudget, ContextError, HistoryMessage};
 use crate::crypto::Plaintext;
-use crate::domain::{
-    EscalationId, EscalationStatus, Language, PatientId, Role, TelegramUserId, TriageLevel,
-};
+use crate::domain::{EscalationId, Language, PatientId, Role, TriageLevel};
 use crate::triage::{self, Assessment, DraftFacts, DraftReviewer, ReviewReason};
 
 /// Everything the service needs from storage, in one bound.
@@ -108,29 +105,6 @@ impl ConsultError {
             ConsultError::Store(_) => wording::internal_error(language).to_owned(),
         }
     }
-}
-
-/// A doctor's decision on an escalated draft.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Send the draft as it is.
-    Approve,
-    /// Send this text instead.
-    Edit(String),
-    /// Do not send the draft; send this note, or the standard advice.
-    Reject(Option<String>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    #[error("this escalation was already decided ({})", .0.as_str())]
-    AlreadyDecided(EscalationStatus),
-    #[error("the draft is empty, so there is nothing to approve; edit it instead")]
-    NothingToApprove,
-    #[error("the replacement text is empty")]
-    EmptyEdit,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// The consultation service. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -429,106 +403,6 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
         self.store.start_new_topic(patient).await
     }
-
-    /// Pending escalations, oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError`] from storage.
-    pub async fn pending_escalations(&self) -> Result<Vec<EscalationRecord>, StoreError> {
-        self.store.pending().await
-    }
-
-    /// Takes a doctor's decision. Exactly one decision wins; a later or concurrent one gets
-    /// [`DecideError::AlreadyDecided`] and changes nothing.
-    ///
-    /// # Errors
-    /// See [`DecideError`].
-    pub async fn decide(
-        &self,
-        id: EscalationId,
-        doctor: TelegramUserId,
-        verdict: Verdict,
-    ) -> Result<EscalationStatus, DecideError> {
-        let record = self.store.load(id).await?;
-        if record.status != EscalationStatus::Pending {
-            return Err(DecideError::AlreadyDecided(record.status));
-        }
-        let language = Language::of_text(record.question.as_str());
-        let (status, final_text, reply, role) = match verdict {
-            Verdict::Approve => {
-                if record.draft.as_str().trim().is_empty() {
-                    return Err(DecideError::NothingToApprove);
-                }
-                let reply = wording::approved(language, record.draft.as_str());
-                (EscalationStatus::Approved, None, reply, Role::Assistant)
-            }
-            Verdict::Edit(text) => {
-                let text = text.trim();
-                if text.is_empty() {
-                    return Err(DecideError::EmptyEdit);
-                }
-                let reply = wording::edited(language, text);
-                (
-                    EscalationStatus::Edited,
-                    Some(Plaintext::new(text)),
-                    reply,
-                    Role::Doctor,
-                )
-            }
-            Verdict::Reject(note) => {
-                let note = note.filter(|n| !n.trim().is_empty());
-                let reply = wording::rejected(language, note.as_deref());
-                (
-                    EscalationStatus::Rejected,
-                    note.map(Plaintext::new),
-                    reply,
-                    Role::Doctor,
-                )
-            }
-        };
-        let resolution = Resolution {
-            status,
-            decided_by: Some(doctor),
-            final_text,
-            reply: Plaintext::new(reply),
-            reply_role: role,
-            at: self.clock.now(),
-        };
-        match self.store.resolve(id, resolution).await? {
-            ResolveOutcome::Resolved => {
-                tracing::info!(escalation = %id.0, status = status.as_str(), "escalation decided");
-                Ok(status)
-            }
-            ResolveOutcome::AlreadyDecided(status) => Err(DecideError::AlreadyDecided(status)),
-        }
-    }
-
-    /// Resolves every escalation whose time is up: the patient gets the fallback advice (never the
-    /// unreviewed draft) and the doctors' card says it expired. Returns how many expired.
-    ///
-    /// # Errors
-    /// [`StoreError`] from storage; escalations already handled stay handled.
-    pub async fn expire_due(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let mut expired = 0;
-        for id in self.store.due_for_expiry(now).await? {
-            let record = self.store.load(id).await?;
-            let language = Language::of_text(record.question.as_str());
-            let resolution = Resolution {
-                status: EscalationStatus::Expired,
-                decided_by: None,
-                final_text: None,
-                reply: Plaintext::new(wording::review_timed_out(language)),
-                reply_role: Role::System,
-                at: now,
-            };
-            if self.store.resolve(id, resolution).await? == ResolveOutcome::Resolved {
-                tracing::warn!(escalation = %id.0, "escalation expired without a decision");
-                expired += 1;
-            }
-        }
-        Ok(expired)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -587,10 +461,8 @@ fn last_sentence_end(text: &str) -> Option<usize> {
         let after = i + c.len_utf8();
         match c {
             '。' | '！' | '？' | '\n' => end = Some(after),
-            '.' | '!' | '?' => {
-                if chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
-                    end = Some(after);
-                }
+            '.' | '!' | '?' if chars.peek().is_some_and(|(_, next)| next.is_whitespace()) => {
+                end = Some(after);
             }
             _ => {}
         }

@@ -212,6 +212,24 @@ pub fn system_prompt(language: Language) -> &'static str {
     }
 }
 
+/// What medbot is and is not, shown before the patient agrees to use it.
+pub fn consent_notice(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "medbot is an automated health information assistant. It is not a doctor, cannot examine you, and does not replace a clinician.\n\
+             • In an emergency, call your local emergency number. medbot will also tell you to when it recognises one.\n\
+             • Answers about medicines, and any answer that could harm you if wrong, are checked by a doctor before you see them.\n\
+             • Your messages are stored encrypted so the conversation can continue. You can download or delete them at any time."
+        }
+        Language::Chinese => {
+            "medbot 是自动健康信息助手，不是医生，无法为您做检查，也不能代替医生。\n\
+             • 紧急情况请拨打当地急救电话；medbot 识别到紧急情况时也会提醒您。\n\
+             • 有关药物的回答，以及任何可能造成伤害的回答，都会先由医生审核再发送给您。\n\
+             • 您的消息经加密保存，以便继续对话。您可以随时下载或删除。"
+        }
+    }
+}
+
 /// Shown when a message is too long to answer.
 pub fn message_too_long(language: Language, max_chars: usize) -> String {
     match language {

@@ -325,6 +325,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the patient has agreed to the terms.
+    pub async fn has_consented(&self, patient: PatientId) -> Result<bool, StorageError> {
+        sqlx::query_scalar::<_, bool>("SELECT consented_at IS NOT NULL FROM patients WHERE id = $1")
+            .bind(patient.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StorageError::PatientNotFound(patient.reference()))
+    }
+
     /// Records that the patient agreed to the terms (the bot stores nothing before this).
     pub async fn record_consent(&self, patient: PatientId) -> Result<(), StorageError> {
         sqlx::query(

@@ -91,8 +91,12 @@ impl DrugLexicon {
             path: path.to_owned(),
             problem,
         };
-        let value = serde_pickle::value_from_slice(&bytes, DeOptions::new())
-            .map_err(|e| format(e.to_string()))?;
+        // The pickle shares list objects between entries (memo references) in ways serde-pickle's
+        // reference counting reads as recursion. Only the table's keys are used, so shared values
+        // may become None.
+        let options = DeOptions::new().replace_recursive_structures();
+        let value =
+            serde_pickle::value_from_slice(&bytes, options).map_err(|e| format(e.to_string()))?;
         let Value::Dict(tables) = value else {
             return Err(format("the top level is not a dict".into()));
         };

@@ -462,7 +462,7 @@ pub fn assess(message: &str) -> Assessment {
         f.has(&ROUTINE_SYMPTOMS),
     );
 
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.dedup_by(|a, b| a.1 == b.1);
     let level = found.first().map_or(SelfCare, |(level, _)| *level);
     let mut reasons: Vec<&'static str> = found

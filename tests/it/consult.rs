@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use medbot::consult::testing::{ManualClock, Script, ScriptedFailure, ScriptedGenerator};
 use medbot::consult::{
-    ConsultError, ConsultationService, DecideError, Outcome, Progress, Reply, ServiceSettings,
-    Verdict,
+    ConsultError, ConsultationService, DecideError, Outcome, Progress, Reply, ReviewDesk,
+    ServiceSettings, Verdict,
 };
 use medbot::context::PromptRole;
 use medbot::domain::{
@@ -25,6 +25,7 @@ struct Harness {
     generator: Arc<ScriptedGenerator>,
     clock: Arc<ManualClock>,
     service: Arc<Service>,
+    desk: Arc<ReviewDesk<Store, Arc<ManualClock>>>,
 }
 
 const FALLBACK: &str = "Rest, drink plenty of fluids, and see a clinician if you get worse.";
@@ -46,11 +47,13 @@ async fn harness(key_byte: u8) -> Harness {
         reviewer,
         ServiceSettings::default(),
     ));
+    let desk = Arc::new(ReviewDesk::new(t.store.clone(), clock.clone()));
     Harness {
         t,
         generator,
         clock,
         service,
+        desk,
     }
 }
 
@@ -451,10 +454,7 @@ async fn each_outcome_reaches_the_patient_and_is_recorded() {
         .await;
     assert_eq!(h.patient_outbox(patient).await.len(), 0);
     assert_eq!(
-        h.service
-            .decide(id, doctor, Verdict::Approve)
-            .await
-            .unwrap(),
+        h.desk.decide(id, doctor, Verdict::Approve).await.unwrap(),
         EscalationStatus::Approved
     );
     let sent = h.patient_outbox(patient).await;
@@ -478,7 +478,7 @@ async fn each_outcome_reaches_the_patient_and_is_recorded() {
             "Ibuprofen can help with headaches.",
         )
         .await;
-    h.service
+    h.desk
         .decide(
             id,
             doctor,
@@ -512,7 +512,7 @@ async fn each_outcome_reaches_the_patient_and_is_recorded() {
             "Ibuprofen can help with headaches.",
         )
         .await;
-    h.service
+    h.desk
         .decide(
             id,
             doctor,
@@ -527,7 +527,7 @@ async fn each_outcome_reaches_the_patient_and_is_recorded() {
 
     let patient = h.patient(4004).await;
     let id = h.escalate(patient, "我头疼", "可以吃布洛芬。").await;
-    h.service
+    h.desk
         .decide(id, doctor, Verdict::Reject(None))
         .await
         .unwrap();
@@ -574,18 +574,16 @@ async fn an_empty_draft_cannot_be_approved_but_can_be_edited() {
     h.generator.push(Script::Fail(ScriptedFailure::Broken));
     let (id, _) = escalation_of(&h.send(patient, "I have a runny nose").await);
     assert!(matches!(
-        h.service
-            .decide(id, TelegramUserId(1), Verdict::Approve)
-            .await,
+        h.desk.decide(id, TelegramUserId(1), Verdict::Approve).await,
         Err(DecideError::NothingToApprove)
     ));
     assert!(matches!(
-        h.service
+        h.desk
             .decide(id, TelegramUserId(1), Verdict::Edit("  ".into()))
             .await,
         Err(DecideError::EmptyEdit)
     ));
-    h.service
+    h.desk
         .decide(
             id,
             TelegramUserId(1),
@@ -609,8 +607,8 @@ async fn two_doctors_deciding_at_once_give_one_outcome() {
             )
             .await;
         let (a, b) = tokio::join!(
-            h.service.decide(id, TelegramUserId(1), Verdict::Approve),
-            h.service
+            h.desk.decide(id, TelegramUserId(1), Verdict::Approve),
+            h.desk
                 .decide(id, TelegramUserId(2), Verdict::Reject(Some("No.".into()))),
         );
         let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
@@ -653,11 +651,11 @@ async fn an_undecided_escalation_expires_on_time_with_safe_advice() {
         )
         .await;
     h.clock.advance(chrono::Duration::minutes(29));
-    assert_eq!(h.service.expire_due().await.unwrap(), 0);
+    assert_eq!(h.desk.expire_due().await.unwrap(), 0);
     assert!(h.patient_outbox(patient).await.is_empty());
 
     h.clock.advance(chrono::Duration::minutes(2));
-    assert_eq!(h.service.expire_due().await.unwrap(), 1);
+    assert_eq!(h.desk.expire_due().await.unwrap(), 1);
     let sent = h.patient_outbox(patient).await;
     assert_eq!(sent.len(), 1);
     assert!(sent[0].contains("no doctor could review") && !sent[0].contains("Ibuprofen"));
@@ -672,12 +670,10 @@ async fn an_undecided_escalation_expires_on_time_with_safe_advice() {
 
     // A doctor who comes late is told, and nothing changes.
     assert!(matches!(
-        h.service
-            .decide(id, TelegramUserId(1), Verdict::Approve)
-            .await,
+        h.desk.decide(id, TelegramUserId(1), Verdict::Approve).await,
         Err(DecideError::AlreadyDecided(EscalationStatus::Expired))
     ));
-    assert_eq!(h.service.expire_due().await.unwrap(), 0);
+    assert_eq!(h.desk.expire_due().await.unwrap(), 0);
     assert!(h.patient_outbox(patient).await.is_empty());
 }
 

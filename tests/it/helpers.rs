@@ -39,6 +39,13 @@ pub async fn empty_database() -> (DatabaseUrl, Database) {
     (url, db)
 }
 
+/// The URL of a database that does not exist yet (for the commands that create their own).
+pub fn unused_database_url() -> DatabaseUrl {
+    init_logs();
+    let server = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL is a postgres URL");
+    server.with_database(&format!("medbot_test_{}", uuid::Uuid::new_v4().simple()))
+}
+
 /// A new database with every migration applied.
 pub async fn migrated_database() -> (DatabaseUrl, Database) {
     let (url, db) = empty_database().await;
@@ -145,4 +152,18 @@ pub fn pg_dump(url: &DatabaseUrl) -> String {
 pub fn digest(text: &str) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// A data file under models/, fetched by its script when missing (CI runs the scripts first).
+pub fn fetched(file: &str, script: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join(file);
+    if !path.is_file() {
+        let status = Command::new(root.join(script))
+            .current_dir(root)
+            .status()
+            .unwrap_or_else(|e| panic!("{script} runs: {e}"));
+        assert!(status.success(), "{script} failed; the tests need {file}");
+    }
+    path
 }

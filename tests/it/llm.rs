@@ -276,19 +276,8 @@ async fn the_runtime_stays_responsive_during_a_long_generation() {
 }
 
 /// The default model, fetched by models/fetch (CI runs it before the tests).
-fn smollm2() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.is_file() {
-        let status =
-            std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fetch"))
-                .status()
-                .expect("models/fetch runs");
-        assert!(
-            status.success(),
-            "models/fetch failed; the real-model tests need it"
-        );
-    }
-    path
+pub fn smollm2() -> PathBuf {
+    crate::helpers::fetched("models/SmolLM2-135M-Instruct.Q4_1.gguf", "models/fetch")
 }
 
 #[test]

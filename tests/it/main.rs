@@ -4,6 +4,7 @@
 mod helpers;
 mod tiny_model;
 
+mod chat;
 mod cli;
 mod consult;
 mod llm;

@@ -92,3 +92,37 @@ fn no_emergency_in_the_set_is_under_triaged_and_the_rest_is_mostly_right() {
     );
     assert!(accuracy >= 0.85, "accuracy {accuracy:.3}");
 }
+
+#[test]
+fn the_real_drug_dictionary_loads_and_flags_drafts_that_name_medicines() {
+    use medbot::triage::{DraftFacts, DraftReviewer, DrugLexicon, ReviewReason};
+    let path = crate::helpers::fetched("models/drug-lexicon.pkl", "models/fetch-drug-lexicon");
+    let lexicon = DrugLexicon::load(&path).expect("the dictionary loads");
+    assert!(lexicon.len() > 50_000, "only {} names", lexicon.len());
+    let reviewer = DraftReviewer::new(lexicon);
+    let names = |text: &str| {
+        reviewer
+            .review(DraftFacts {
+                text,
+                logprobs: &[],
+                hit_length_limit: false,
+            })
+            .contains(&ReviewReason::NamesMedicine)
+    };
+    for risky in [
+        "Metformin is often used for this.",
+        "You could try Tylenol.",
+        "Amoxicillin would clear it up.",
+        "Ask about sertraline.",
+        "可以吃点布洛芬。",
+    ] {
+        assert!(names(risky), "{risky}");
+    }
+    for plain in [
+        "Eat some oats and a banana, and drink water.",
+        "Rest, keep warm, and see a clinician if it gets worse.",
+        "多喝水，注意休息。",
+    ] {
+        assert!(!names(plain), "{plain}");
+    }
+}

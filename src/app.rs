@@ -1,0 +1,155 @@
+//! The composition root: builds medbot's parts from the configuration, for the commands that run
+//! the consultation (`chat`, `review`, and the bot). Tests build the same parts with doubles.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::admin::write_private_file;
+use crate::config::{self, Env};
+use crate::consult::ServiceSettings;
+use crate::crypto::MasterKey;
+use crate::llm::{Engine, EngineGenerator, EngineOptions, SamplingParams};
+use crate::storage::{Database, Store};
+use crate::triage::{DraftReviewer, DrugLexicon};
+
+/// Whether a command may create the local master key when none is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalKey {
+    /// `medbot chat`: a first run on a fresh machine must just work.
+    CreateIfMissing,
+    /// `medbot review`: use the key `chat` created, never a new one (it would not open the data).
+    UseExisting,
+}
+
+/// The database for the terminal commands: `DATABASE_URL` or the local default, created and
+/// migrated when needed, unlocked with the configured master key or the local key file.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached, migrations fail, or the key is missing or wrong.
+pub async fn open_local_store(env: &dyn Env, local_key: LocalKey) -> anyhow::Result<Store> {
+    let url = config::database_url_or_default(env)?;
+    let db = Database::connect_or_create(&url).await?;
+    db.migrate()
+        .await
+        .with_context(|| format!("Failed to migrate {}", url.redacted()))?;
+    let key = match config::master_key_if_set(env)? {
+        Some(key) => key,
+        None => local_master_key(env, local_key)?,
+    };
+    Ok(Store::unlock(&db, key).await?)
+}
+
+/// The master key kept in the data folder for machines where none is configured.
+fn local_master_key(env: &dyn Env, mode: LocalKey) -> anyhow::Result<MasterKey> {
+    let dir = config::data_dir(env)?;
+    let path = dir.join("master.key");
+    if path.exists() {
+        return Ok(config::read_master_key_file(&path)?);
+    }
+    if mode == LocalKey::UseExisting {
+        bail!(
+            "no master key is configured (MEDBOT_MASTER_KEY or MEDBOT_MASTER_KEY_FILE) and there is no local key at {}; \
+             run `medbot chat` first or configure the key the data was written with",
+            path.display()
+        );
+    }
+    create_private_dir(&dir)?;
+    let key = MasterKey::generate()?;
+    write_private_file(
+        &path,
+        secrecy::ExposeSecret::expose_secret(&key.to_base64()).as_bytes(),
+    )?;
+    eprintln!(
+        "WARNING: no master key was configured, so medbot created one at {} (mode 0600).\n\
+         Every patient's data in this database is encrypted under it: back it up, and for a real\n\
+         deployment set MEDBOT_MASTER_KEY_FILE to a key kept outside the machine's home folder.",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("Failed to create {}", dir.display()))
+}
+
+/// Makes sure a data file fetched by one of the scripts in models/ is present: when the default
+/// file is missing, runs the script (its progress goes to standard error). A configured path that
+/// does not exist is an error, never a download.
+///
+/// # Errors
+/// When the file is missing and cannot be fetched.
+pub fn ensure_fetched(path: &Path, default: &str, script: &str, what: &str) -> anyhow::Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    if path != Path::new(default) {
+        bail!("{what} {} does not exist", path.display());
+    }
+    if !Path::new(script).is_file() {
+        bail!(
+            "{what} {} is missing and {script} is not here to fetch it; run medbot from the repository folder",
+            path.display()
+        );
+    }
+    eprintln!(
+        "{what} not found at {}; fetching it with {script} (once; it is kept for later runs)...",
+        path.display()
+    );
+    let status = Command::new(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .with_context(|| format!("Failed to run {script}"))?;
+    if !status.success() || !path.is_file() {
+        bail!("{script} did not fetch the {what} ({status})");
+    }
+    Ok(())
+}
+
+/// Loads the model (fetching the default one when it is missing) and starts the engine.
+///
+/// # Errors
+/// When the model is missing or does not load.
+pub async fn start_generator(env: &dyn Env) -> anyhow::Result<EngineGenerator> {
+    let path = config::model_path(env);
+    ensure_fetched(&path, config::DEFAULT_MODEL_PATH, "models/fetch", "model")?;
+    let engine = Engine::start(EngineOptions::new(&path))
+        .await
+        .with_context(|| format!("Failed to load the model {}", path.display()))?;
+    Ok(EngineGenerator::new(engine, SamplingParams::default()))
+}
+
+/// The draft reviewer with the drug dictionary (fetched when the default one is missing).
+///
+/// # Errors
+/// When the dictionary is missing or unreadable: drafts cannot be reviewed without it.
+pub fn load_reviewer(env: &dyn Env) -> anyhow::Result<DraftReviewer> {
+    let path = config::drug_lexicon_path(env);
+    ensure_fetched(
+        &path,
+        config::DEFAULT_DRUG_LEXICON_PATH,
+        "models/fetch-drug-lexicon",
+        "drug dictionary",
+    )?;
+    let lexicon = DrugLexicon::load(&path)
+        .with_context(|| format!("Failed to load the drug dictionary {}", path.display()))?;
+    Ok(DraftReviewer::new(lexicon))
+}
+
+/// The service's settings from the environment.
+///
+/// # Errors
+/// A malformed `MEDBOT_REVIEW_TIMEOUT_MINUTES`.
+pub fn service_settings(env: &dyn Env) -> Result<ServiceSettings, config::ConfigError> {
+    Ok(ServiceSettings {
+        review_timeout: config::review_timeout(env)?,
+        ..ServiceSettings::default()
+    })
+}

@@ -1,0 +1,199 @@
+//! `medbot chat`: a patient at a keyboard, talking to the same consultation service the Telegram
+//! bot uses, with the real model and PostgreSQL. Answers a doctor decides later (in `medbot
+//! review`) are picked up from the outbox while the chat waits for input.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::app::{self, LocalKey};
+use crate::config::Env;
+use crate::consult::{
+    ConsultationService, Progress, Reply, ReviewDesk, ServiceStore, SystemClock, wording,
+};
+use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
+use crate::llm::EngineGenerator;
+use crate::storage::Store;
+
+/// How often the chat looks for answers from doctors while it waits for input.
+const OUTBOX_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the chat until end of input or `/quit`.
+///
+/// # Errors
+/// Set-up failures (database, key, model, drug dictionary) and a broken terminal.
+pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
+    let store = app::open_local_store(env, LocalKey::CreateIfMissing).await?;
+    let reviewer = Arc::new(app::load_reviewer(env)?);
+    let generator = Arc::new(app::start_generator(env).await?);
+    let settings = app::service_settings(env)?;
+    let max_chars = settings.max_message_chars;
+    let service = ConsultationService::new(
+        generator.clone(),
+        store.clone(),
+        SystemClock,
+        reviewer,
+        settings,
+    );
+    let desk = ReviewDesk::new(store.clone(), SystemClock);
+
+    let user = local_user(patient_name);
+    let patient = store
+        .register_patient(user, TelegramChatId(user.0), None)
+        .await?
+        .id;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "medbot chat: you are patient {} (model {}). Type /help for commands.",
+        patient.reference(),
+        generator.engine().model_name()
+    )?;
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    if !store.has_consented(patient).await? {
+        writeln!(out, "\n{}\n", wording::consent_notice(Language::English))?;
+        writeln!(
+            out,
+            "Press Enter to agree and continue, or Ctrl-D to leave without storing anything."
+        )?;
+        out.flush()?;
+        if lines.next_line().await?.is_none() {
+            return Ok(());
+        }
+        store.record_consent(patient).await?;
+    }
+    deliver_outbox(&store, patient).await?;
+
+    let mut poll = tokio::time::interval(OUTBOX_POLL);
+    loop {
+        write!(out, "\nyou> ")?;
+        out.flush()?;
+        let line = loop {
+            tokio::select! {
+                line = lines.next_line() => break line.context("Failed to read standard input")?,
+                _ = poll.tick() => {
+                    if let Err(e) = desk.expire_due().await {
+                        tracing::warn!(error = %e, "could not expire escalations");
+                    }
+                    if deliver_outbox(&store, patient).await? > 0 {
+                        write!(out, "\nyou> ")?;
+                        out.flush()?;
+                    }
+                }
+            }
+        };
+        let Some(line) = line else { break };
+        match line.trim() {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/help" => {
+                writeln!(
+                    out,
+                    "/new    start a new topic (earlier messages are kept but no longer used)\n\
+                     /quit   leave (answers still under review are shown next time)"
+                )?;
+            }
+            "/new" => {
+                service.start_new_topic(patient).await?;
+                writeln!(out, "[new topic]")?;
+            }
+            text => converse(&service, patient, text, max_chars).await?,
+        }
+    }
+    deliver_outbox(&store, patient).await?;
+    Ok(())
+}
+
+/// One message: triage shown at once, the answer streamed as it passes review.
+async fn converse<S: ServiceStore>(
+    service: &ConsultationService<EngineGenerator, S, SystemClock>,
+    patient: PatientId,
+    text: &str,
+    max_chars: usize,
+) -> anyhow::Result<()> {
+    let mut streamed = String::new();
+    let mut show = |step: Progress<'_>| {
+        let mut out = std::io::stdout();
+        let _ = match step {
+            Progress::Triaged(assessment) => writeln!(
+                out,
+                "[triage: {} ({})]",
+                assessment.level.as_str(),
+                assessment.reasons.join(", ")
+            ),
+            Progress::Partial(visible) => {
+                let new = visible.get(streamed.len()..).unwrap_or_default();
+                streamed = visible.to_owned();
+                write!(out, "{new}")
+            }
+            Progress::ReviewRequired(notice) => writeln!(out, "\n[review] {notice}"),
+        };
+        let _ = out.flush();
+    };
+    let outcome = service.handle(patient, text, &mut show).await;
+    let mut out = std::io::stdout();
+    match outcome {
+        Ok(outcome) => match outcome.reply {
+            Reply::Emergency { text } => writeln!(out, "{text}")?,
+            Reply::Answer { text } => match text.strip_prefix(streamed.as_str()) {
+                Some(rest) => writeln!(out, "{rest}")?,
+                None => writeln!(out, "{text}")?,
+            },
+            Reply::UnderReview { escalation, .. } => writeln!(
+                out,
+                "[waiting for a doctor: escalation {}; the answer will appear here]",
+                short_id(escalation.0)
+            )?,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "message not handled");
+            writeln!(
+                out,
+                "{}",
+                e.patient_text(Language::of_text(text), max_chars)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints what doctors decided since last time; returns how many answers there were.
+async fn deliver_outbox(store: &Store, patient: PatientId) -> anyhow::Result<usize> {
+    let items = store.take_patient_outbox(patient).await?;
+    let mut out = std::io::stdout();
+    for item in &items {
+        writeln!(out, "\n[from the doctors' review]\n{}", item.text.as_str())?;
+    }
+    out.flush()?;
+    Ok(items.len())
+}
+
+/// The terminal patient: a negative id, which no Telegram user has, derived from a name so that
+/// several local patients can be tried side by side.
+fn local_user(name: &str) -> TelegramUserId {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let n = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    TelegramUserId(-(n & i64::MAX).max(1))
+}
+
+/// The first 8 hex digits of an id, as the review terminal shows it.
+pub fn short_id(id: uuid::Uuid) -> String {
+    id.simple().to_string()[..8].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_users_are_negative_and_stable() {
+        assert!(local_user("local").0 < 0);
+        assert_eq!(local_user("alice"), local_user("alice"));
+        assert_ne!(local_user("alice"), local_user("bob"));
+    }
+}

@@ -1,0 +1,5 @@
+//! The terminal adapters: a patient's chat and a doctor's review desk, on the same service and
+//! storage as the Telegram bot.
+
+pub mod chat;
+pub mod review;
