@@ -3,16 +3,14 @@
 //!
 //! cargo run --release --example storage_bench [-- postgres://postgres@127.0.0.1:5432/postgres]
 
-use std::time::{Duration, Instant};
+mod common;
 
-use medbot::config::DatabaseUrl;
+use std::time::Instant;
+
+use common::{ScratchDatabase, percentile};
 use medbot::crypto::{Binding, DataKey, MasterKey, Plaintext, Purpose};
 use medbot::domain::{PatientId, Role, TelegramChatId, TelegramUserId};
-use medbot::storage::{Database, ReadPurpose, Store};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use medbot::storage::{ReadPurpose, Store};
 
 fn crypto(size: usize, rounds: usize) {
     let key = DataKey::generate().unwrap();
@@ -47,18 +45,8 @@ async fn main() -> anyhow::Result<()> {
     crypto(1024, 100_000);
     crypto(64 * 1024, 5_000);
 
-    let server = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let server = DatabaseUrl::parse(&server)?;
-    let name = format!("medbot_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&server).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
-        .await?;
-    let db = Database::connect(&server.with_database(&name)).await?;
-    db.migrate().await?;
-    let store = Store::unlock(&db, MasterKey::generate()?).await?;
+    let scratch = ScratchDatabase::create().await?;
+    let store = Store::unlock(&scratch.db, MasterKey::generate()?).await?;
 
     let rounds = 500;
     let mut store_times = Vec::with_capacity(rounds);
@@ -97,9 +85,5 @@ async fn main() -> anyhow::Result<()> {
             times.len()
         );
     }
-    db.pool().close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(admin.pool())
-        .await?;
-    Ok(())
+    scratch.drop().await
 }

@@ -361,3 +361,89 @@ async fn smollm2_answers_a_fever_question_in_english_and_ends_its_turn() {
         answer.text
     );
 }
+
+/// The context builder counts a prompt from its parts with the adapter's overheads; the prompt the
+/// engine actually renders and tokenizes must never be longer than that count.
+#[tokio::test]
+async fn the_context_count_from_parts_never_underestimates_the_real_prompt() {
+    use medbot::consult::wording;
+    use medbot::context::{self, ContextBudget, HistoryMessage, TokenCounter};
+    use medbot::domain::{Language, Role};
+    use medbot::llm::EngineGenerator;
+
+    one_thread();
+    let engine = Engine::start(EngineOptions::new(smollm2())).await.unwrap();
+    let generator = EngineGenerator::new(engine.clone(), SamplingParams::greedy());
+    assert!(generator.message_overhead() >= 4 && generator.prompt_overhead() >= 1);
+    let pieces = [
+        "I have had a sore throat since Monday.",
+        "我头疼，还有点发烧，38.5度。",
+        "Is it ok to run with a cold? 🏃‍♀️🤧",
+        "Café, naïve, résumé — accents and dashes…",
+        "Rest, fluids, and see a clinician if it gets worse.\n\n1. Honey\n2. Warm water",
+        "  leading and trailing spaces  ",
+        "<|im_start|> written by a patient",
+    ];
+    let mut seed = 7u64;
+    let mut checked = 0;
+    for round in 0..40 {
+        let mut history = Vec::new();
+        let turns = 1 + round % 9;
+        for turn in 0..turns {
+            for role in [Role::Patient, Role::Assistant] {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let repeat = 1 + (seed >> 60) as usize;
+                let text = pieces[(seed >> 33) as usize % pieces.len()].repeat(repeat);
+                history.push(HistoryMessage { role, text });
+            }
+            if turn == turns - 1 {
+                history.pop();
+            }
+        }
+        let language = if round % 2 == 0 {
+            Language::English
+        } else {
+            Language::Chinese
+        };
+        let budget = ContextBudget {
+            context_tokens: 200 + 37 * round,
+            answer_tokens: 64,
+        };
+        let Ok(built) = context::build(
+            wording::system_prompt(language),
+            &history,
+            &generator,
+            budget,
+        ) else {
+            continue;
+        };
+        let messages: Vec<ChatMessage> = built
+            .messages
+            .iter()
+            .map(|m| match m.role {
+                medbot::context::PromptRole::System => ChatMessage::system(m.content.clone()),
+                medbot::context::PromptRole::User => ChatMessage::user(m.content.clone()),
+                medbot::context::PromptRole::Assistant => ChatMessage::assistant(m.content.clone()),
+            })
+            .collect();
+        let actual = engine
+            .tokenizer()
+            .count(&engine.render_prompt(&messages).unwrap());
+        assert!(
+            actual <= built.tokens && built.tokens <= budget.prompt_tokens(),
+            "round {round}: real {actual}, counted {}, budget {}",
+            built.tokens,
+            budget.prompt_tokens()
+        );
+        // Within a few tokens per message: the estimate must not waste the window either.
+        assert!(
+            built.tokens - actual <= 3 * built.messages.len() + 8,
+            "round {round}: real {actual}, counted {}",
+            built.tokens
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} histories fitted");
+}
