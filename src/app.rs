@@ -120,7 +120,11 @@ pub fn ensure_fetched(path: &Path, default: &str, script: &str, what: &str) -> a
 pub async fn start_generator(env: &dyn Env) -> anyhow::Result<EngineGenerator> {
     let path = config::model_path(env);
     ensure_fetched(&path, config::DEFAULT_MODEL_PATH, "models/fetch", "model")?;
-    let engine = Engine::start(EngineOptions::new(&path))
+    let options = EngineOptions {
+        requantize: config::requantize(env)?,
+        ..EngineOptions::new(&path)
+    };
+    let engine = Engine::start(options)
         .await
         .with_context(|| format!("Failed to load the model {}", path.display()))?;
     Ok(EngineGenerator::new(engine, SamplingParams::default()))

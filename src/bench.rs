@@ -16,6 +16,8 @@ I take no regular medicines and I am not pregnant. What could this be and should
 pub struct BenchReport {
     pub model: String,
     pub threads: usize,
+    /// How Q4_1 weights were re-encoded at load ("off", "q4_0", "q8_0").
+    pub requantize: String,
     pub load_s: f64,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
@@ -46,12 +48,13 @@ pub fn run(
     prompt_tokens: usize,
     new_tokens: usize,
     threads: usize,
+    requantize: crate::llm::Requantize,
 ) -> Result<BenchReport, BenchError> {
     let started = Instant::now();
     let file = ModelFile::open(model_path)?;
     let tokenizer = ModelTokenizer::from_gguf(&file)?;
     let name = file.name();
-    let mut model = LoadedModel::load(file, &Device::Cpu)?;
+    let mut model = LoadedModel::load_with(file, &Device::Cpu, requantize)?;
     let load_s = started.elapsed().as_secs_f64();
     if prompt_tokens + new_tokens >= model.context_length {
         return Err(BenchError::TooLong {
@@ -85,6 +88,7 @@ pub fn run(
     Ok(BenchReport {
         model: name,
         threads,
+        requantize: format!("{requantize:?}").to_ascii_lowercase(),
         load_s,
         prompt_tokens: prompt.len(),
         new_tokens,

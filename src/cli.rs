@@ -70,6 +70,10 @@ pub enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Re-encode Q4_1 weights when loading: off, q4_0 or q8_0 (default: MEDBOT_REQUANTIZE,
+        /// else the engine's default).
+        #[arg(long)]
+        requantize: Option<crate::llm::Requantize>,
     },
     /// Triage one case: read the patient's message from standard input and print one JSON line
     /// {"level": "...", "reasons": [...]}. No database, no model.

@@ -23,6 +23,7 @@ pub const MODEL_PATH: &str = "MODEL_PATH";
 pub const MEDBOT_DRUG_LEXICON: &str = "MEDBOT_DRUG_LEXICON";
 pub const MEDBOT_REVIEW_TIMEOUT_MINUTES: &str = "MEDBOT_REVIEW_TIMEOUT_MINUTES";
 pub const MEDBOT_DATA_DIR: &str = "MEDBOT_DATA_DIR";
+pub const MEDBOT_REQUANTIZE: &str = "MEDBOT_REQUANTIZE";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -270,6 +271,17 @@ pub fn data_dir(env: &dyn Env) -> Result<PathBuf, ConfigError> {
             MEDBOT_DATA_DIR,
             "is not set and there is no HOME to put the local master key in",
         )),
+    }
+}
+
+/// `MEDBOT_REQUANTIZE`: how to re-encode Q4_1 weights when the model loads (off, q4_0, q8_0;
+/// default q8_0, see [`crate::llm::Requantize::DEFAULT`]).
+pub fn requantize(env: &dyn Env) -> Result<crate::llm::Requantize, ConfigError> {
+    match non_empty(env, MEDBOT_REQUANTIZE) {
+        None => Ok(crate::llm::Requantize::DEFAULT),
+        Some(raw) => raw
+            .parse()
+            .map_err(|problem: String| ConfigError::new(MEDBOT_REQUANTIZE, problem)),
     }
 }
 

@@ -30,9 +30,10 @@ fn main() -> ExitCode {
         threads,
         model,
         json,
+        requantize,
     } = cli.command
     {
-        return bench(prompt_tokens, new_tokens, threads, model, json);
+        return bench(prompt_tokens, new_tokens, threads, model, json, requantize);
     }
     if matches!(cli.command, Command::Chat { .. }) {
         // Before any runtime thread exists: candle reads the thread count once.
@@ -92,10 +93,21 @@ fn bench(
     threads: Option<usize>,
     model: Option<std::path::PathBuf>,
     json: bool,
+    requantize: Option<medbot::llm::Requantize>,
 ) -> ExitCode {
     let threads = configure_model_threads(threads);
     let path = model.unwrap_or_else(medbot::bench::default_model);
-    match medbot::bench::run(&path, prompt_tokens, new_tokens, threads) {
+    let requantize = match requantize
+        .map(Ok)
+        .unwrap_or_else(|| config::requantize(&ProcessEnv))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("medbot: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match medbot::bench::run(&path, prompt_tokens, new_tokens, threads, requantize) {
         Ok(report) if json => {
             println!("{}", serde_json::to_string(&report).expect("plain struct"));
             ExitCode::SUCCESS

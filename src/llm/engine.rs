@@ -12,7 +12,7 @@ use candle_core::Device;
 use tokio::sync::{mpsc, oneshot};
 
 use super::gguf::{LoadError, ModelFile};
-use super::model::LoadedModel;
+use super::model::{LoadedModel, Requantize};
 use super::sampling::{Sampler, SamplingParams};
 use super::stream::StreamDecoder;
 use super::template::{CHATML, ChatMessage, ChatTemplate};
@@ -28,6 +28,8 @@ pub struct EngineOptions {
     pub queue_capacity: usize,
     /// Requests generating at the same time (each holds a KV cache).
     pub max_running: usize,
+    /// How Q4_1 weights are re-encoded when loading.
+    pub requantize: Requantize,
 }
 
 impl EngineOptions {
@@ -36,6 +38,7 @@ impl EngineOptions {
             model_path: model_path.into(),
             queue_capacity: 32,
             max_running: 4,
+            requantize: Requantize::DEFAULT,
         }
     }
 }
@@ -162,9 +165,10 @@ impl Engine {
         let thread_stats = stats.clone();
         let max_running = options.max_running.max(1);
         let path = options.model_path.clone();
+        let requantize = options.requantize;
         std::thread::Builder::new()
             .name("medbot-inference".into())
-            .spawn(move || match load(&path) {
+            .spawn(move || match load(&path, requantize) {
                 Ok((model, tokenizer, template, name)) => {
                     let _ = ready_tx.send(Ok((
                         tokenizer.clone(),
@@ -256,7 +260,7 @@ impl Engine {
 
 type Loaded = (LoadedModel, ModelTokenizer, ChatTemplate, String);
 
-fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
+fn load(path: &std::path::Path, requantize: Requantize) -> Result<Loaded, LoadError> {
     let file = ModelFile::open(path)?;
     let tokenizer = ModelTokenizer::from_gguf(&file)?;
     let template_source = file
@@ -273,7 +277,7 @@ fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
         reason,
     })?;
     let name = file.name();
-    let model = LoadedModel::load(file, &Device::Cpu)?;
+    let model = LoadedModel::load_with(file, &Device::Cpu, requantize)?;
     Ok((model, tokenizer, template, name))
 }
 

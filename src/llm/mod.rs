@@ -16,7 +16,7 @@ pub use engine::{
 };
 pub use generator::EngineGenerator;
 pub use gguf::{LoadError, ModelFile};
-pub use model::{Architecture, LoadedModel};
+pub use model::{Architecture, LoadedModel, Requantize};
 pub use sampling::{Sampler, SamplingParams};
 pub use stream::StreamDecoder;
 pub use template::{ChatMessage, ChatTemplate};

@@ -35,9 +35,9 @@ fn one_thread() {
 async fn engine(path: &Path, max_running: usize, queue: usize) -> Engine {
     one_thread();
     Engine::start(EngineOptions {
-        model_path: path.to_owned(),
         queue_capacity: queue,
         max_running,
+        ..EngineOptions::new(path)
     })
     .await
     .expect("tiny model loads")
@@ -446,4 +446,66 @@ async fn the_context_count_from_parts_never_underestimates_the_real_prompt() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} histories fitted");
+}
+
+/// Re-encoding SmolLM2's Q4_1 weights as Q8_0 (the default, for candle's fast kernels) must not
+/// change what the model says: the next-token logits stay close and the choice stays the same.
+#[test]
+fn requantized_weights_keep_the_models_predictions() {
+    use medbot::llm::{LoadedModel, Requantize};
+    one_thread();
+    let path = smollm2();
+    let tokens = {
+        let file = ModelFile::open(&path).unwrap();
+        ModelTokenizer::from_gguf(&file)
+            .unwrap()
+            .encode("<|im_start|>user\nI have a sore throat and a fever. What should I do?<|im_end|>\n<|im_start|>assistant\n")
+            .unwrap()
+    };
+    let logits = |requantize| {
+        let file = ModelFile::open(&path).unwrap();
+        let mut model =
+            LoadedModel::load_with(file, &candle_core::Device::Cpu, requantize).unwrap();
+        model.forward(&tokens, 0).unwrap()
+    };
+    let original = logits(Requantize::Off);
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    let spread = original.iter().cloned().fold(f32::MIN, f32::max)
+        - original.iter().cloned().fold(f32::MAX, f32::min);
+    let top = |v: &[f32], k: usize| {
+        let mut ids: Vec<usize> = (0..v.len()).collect();
+        ids.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        ids.truncate(k);
+        ids
+    };
+    for requantize in [Requantize::Q8_0, Requantize::Q4_0] {
+        let re = logits(requantize);
+        let mean = original
+            .iter()
+            .zip(&re)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / original.len() as f32;
+        let shared = top(&re, 10)
+            .iter()
+            .filter(|id| top(&original, 10).contains(id))
+            .count();
+        println!(
+            "{requantize:?}: mean logit change {mean:.3} (spread {spread:.1}), top-1 same: {}, top-10 shared: {shared}",
+            argmax(&original) == argmax(&re)
+        );
+        // Q4_0 quantizes the weights a second time and is only reported: it can change the
+        // model's first choice, which is why Q8_0 is the default.
+        if requantize == Requantize::Q8_0 {
+            assert!(mean <= 0.02 * spread, "{requantize:?}: mean change {mean}");
+            assert_eq!(argmax(&original), argmax(&re));
+            assert!(shared >= 8, "only {shared} of the top 10 kept");
+        }
+    }
 }
