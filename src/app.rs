@@ -157,3 +157,78 @@ pub fn service_settings(env: &dyn Env) -> Result<ServiceSettings, config::Config
         ..ServiceSettings::default()
     })
 }
+
+/// `medbot serve`: checks the token, the database, the key, the model and the doctors' chat (saying
+/// which one is wrong), then runs the bot until Ctrl-C or SIGTERM, finishing work in hand.
+///
+/// # Errors
+/// The first setting that is wrong, or a failure while starting.
+pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use teloxide::prelude::Requester;
+
+    use crate::consult::{ConsultationService, ReviewDesk, SystemClock};
+    use crate::telegram::{self, BotContext};
+
+    let settings = config::telegram(env)?;
+    let bot = telegram::bot(&settings);
+    let me = bot.get_me().await.map_err(|e| {
+        anyhow::anyhow!("TELOXIDE_TOKEN: Telegram did not accept the token (getMe: {e})")
+    })?;
+    let url = config::database_url(env)?;
+    let db = Database::connect(&url).await?;
+    db.ensure_migrated().await?;
+    let store = Store::unlock(&db, config::master_key(env)?).await?;
+    let membership = bot
+        .get_chat_member(teloxide::types::ChatId(settings.doctor_chat.0), me.id)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "DOCTOR_CHAT_ID: the bot cannot see chat {} ({e}); add the bot to the doctors' group",
+                settings.doctor_chat.0
+            )
+        })?;
+    if !membership.is_present() {
+        bail!(
+            "DOCTOR_CHAT_ID: the bot is not a member of chat {}; add it to the doctors' group",
+            settings.doctor_chat.0
+        );
+    }
+    let reviewer = std::sync::Arc::new(load_reviewer(env)?);
+    let generator = Arc::new(start_generator(env).await?);
+    telegram::register_commands(&bot)
+        .await
+        .context("Failed to register the bot's commands")?;
+    let context = Arc::new(BotContext {
+        service: ConsultationService::new(
+            generator,
+            store.clone(),
+            SystemClock,
+            reviewer,
+            service_settings(env)?,
+        ),
+        desk: ReviewDesk::new(store.clone(), SystemClock),
+        store,
+        doctor_chat: settings.doctor_chat,
+        doctors: settings.doctors.iter().copied().collect(),
+        outbox_ready: Arc::new(tokio::sync::Notify::new()),
+        edit_interval: telegram::EDIT_INTERVAL,
+    });
+    tracing::info!(bot = %me.username(), "medbot is serving");
+    eprintln!("medbot is serving as @{}. Ctrl-C to stop.", me.username());
+    let running = telegram::start(bot, context);
+    shutdown_signal().await;
+    eprintln!("Stopping: finishing the messages in hand...");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

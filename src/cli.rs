@@ -21,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the Telegram bot (long polling): patients in private chats, doctors in DOCTOR_CHAT_ID.
+    Serve,
     /// Talk to medbot in the terminal as a patient: the real model, the database and doctor
     /// review, with nothing to configure (the database, model and a local key are set up on first
     /// run).

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod domain;
 pub mod llm;
 pub mod storage;
+pub mod telegram;
 pub mod telemetry;
 pub mod terminal;
 pub mod triage;

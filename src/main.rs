@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     {
         return bench(prompt_tokens, new_tokens, threads, model, json, requantize);
     }
-    if matches!(cli.command, Command::Chat { .. }) {
+    if matches!(cli.command, Command::Chat { .. } | Command::Serve) {
         // Before any runtime thread exists: candle reads the thread count once.
         configure_model_threads(None);
     }
@@ -60,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient { command } => admin::patient(&env, command).await,
         Command::Audit { command } => admin::audit(&env, command).await,
         Command::Check => admin::check(&env).await,
+        Command::Serve => medbot::app::serve(&env).await,
         Command::Chat { patient } => medbot::terminal::chat::run(&env, &patient).await,
         Command::Review { command } => {
             let command = command.unwrap_or(medbot::cli::ReviewCommand::List);

@@ -151,7 +151,24 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
         let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
-        self.handle_inner(patient, message, progress)
+        self.handle_inner(patient, message, false, progress)
+            .instrument(span)
+            .await
+    }
+
+    /// As [`ConsultationService::handle`], for a message the patient explicitly sent to a doctor
+    /// (`/doctor`): the answer is always reviewed.
+    ///
+    /// # Errors
+    /// As for [`ConsultationService::handle`].
+    pub async fn handle_for_doctor(
+        &self,
+        patient: PatientId,
+        message: &str,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
+        self.handle_inner(patient, message, true, progress)
             .instrument(span)
             .await
     }
@@ -160,6 +177,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         &self,
         patient: PatientId,
         message: &str,
+        doctor_requested: bool,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
         let started = Instant::now();
@@ -196,7 +214,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         if assessment.level == TriageLevel::Urgent {
             reasons.push(ReviewReason::UrgentTriage);
         }
-        if DraftReviewer::asks_for_doctor(message) {
+        if doctor_requested || DraftReviewer::asks_for_doctor(message) {
             reasons.push(ReviewReason::PatientAskedForDoctor);
         }
         if self.reviewer.is_medication_question(message) {

@@ -57,6 +57,7 @@ pub struct ScriptedGenerator {
     prompts: Mutex<Vec<Vec<PromptMessage>>>,
     calls: AtomicUsize,
     context_tokens: usize,
+    piece_delay: Option<std::time::Duration>,
 }
 
 impl ScriptedGenerator {
@@ -67,11 +68,18 @@ impl ScriptedGenerator {
             prompts: Mutex::new(Vec::new()),
             calls: AtomicUsize::new(0),
             context_tokens: 4096,
+            piece_delay: None,
         }
     }
 
     pub fn with_context_tokens(mut self, tokens: usize) -> Self {
         self.context_tokens = tokens;
+        self
+    }
+
+    /// Streams each word after `delay`, as a model writing at that speed would.
+    pub fn with_piece_delay(mut self, delay: std::time::Duration) -> Self {
+        self.piece_delay = Some(delay);
         self
     }
 
@@ -147,18 +155,35 @@ impl Generator for ScriptedGenerator {
                 return Err(GeneratorError::Failed("scripted failure".into()));
             }
         };
-        // Word by word, as a model streams; the channel holds the whole answer so nothing waits.
+        // Word by word, as a model streams.
         let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
-        let (tx, rx) = mpsc::channel(pieces.len() + 1);
         let logprobs = vec![logprob; self.count(&text).max(1)];
-        for piece in pieces {
-            let _ = tx.try_send(Ok(DraftEvent::Piece(piece)));
-        }
-        let _ = tx.try_send(Ok(DraftEvent::Finished(Draft {
+        let finished = Draft {
             text,
             logprobs,
             hit_length_limit: cut_off,
-        })));
+        };
+        let (tx, rx) = mpsc::channel(pieces.len() + 1);
+        match self.piece_delay {
+            // The channel holds the whole answer, so nothing waits.
+            None => {
+                for piece in pieces {
+                    let _ = tx.try_send(Ok(DraftEvent::Piece(piece)));
+                }
+                let _ = tx.try_send(Ok(DraftEvent::Finished(finished)));
+            }
+            Some(delay) => {
+                tokio::spawn(async move {
+                    for piece in pieces {
+                        tokio::time::sleep(delay).await;
+                        if tx.send(Ok(DraftEvent::Piece(piece))).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Ok(DraftEvent::Finished(finished))).await;
+                });
+            }
+        }
         Ok(rx)
     }
 }

@@ -187,6 +187,57 @@ impl Store {
         Ok(ResolveOutcome::Resolved)
     }
 
+    /// Remembers where the escalation's card was posted, so that replies to it find it.
+    pub async fn set_escalation_card(
+        &self,
+        id: EscalationId,
+        chat: i64,
+        message: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE escalations SET doctor_card_chat_id = $2, doctor_card_message_id = $3 WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(chat)
+        .bind(message)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Where the escalation's card is, once posted.
+    pub async fn escalation_card(
+        &self,
+        id: EscalationId,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        let row = sqlx::query(
+            "SELECT doctor_card_chat_id, doctor_card_message_id FROM escalations WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StorageError::EscalationNotFound(id.0.to_string()))?;
+        Ok(row
+            .get::<Option<i64>, _>(0)
+            .zip(row.get::<Option<i64>, _>(1)))
+    }
+
+    /// The escalation whose card is `message` in `chat`.
+    pub async fn escalation_by_card(
+        &self,
+        chat: i64,
+        message: i64,
+    ) -> Result<Option<EscalationId>, StorageError> {
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM escalations WHERE doctor_card_chat_id = $1 AND doctor_card_message_id = $2",
+        )
+        .bind(chat)
+        .bind(message)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(id.map(EscalationId))
+    }
+
     async fn escalation_from_row(
         &self,
         conn: &mut PgConnection,

@@ -5,6 +5,7 @@
 
 mod audit;
 mod escalations;
+mod inbox;
 mod messages;
 mod outbox;
 mod patients;
@@ -18,8 +19,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use audit::{Actor, AuditAction, AuditReport, AuditRow};
+pub use inbox::UpdateReceipt;
 pub use messages::{ReadPurpose, StoredMessage};
-pub use outbox::{DoctorOutboxItem, OutboxKind, PatientOutboxItem};
+pub use outbox::{ClaimedOutboxItem, DoctorOutboxItem, OutboxKind, PatientOutboxItem};
 pub use patients::{PatientExport, PatientSelector, RegisteredPatient};
 pub use rotation::{RotationError, RotationProgress, RotationReport, rotate_master_key};
 pub use store::{Store, UnlockError};

@@ -23,6 +23,8 @@ pub enum OutboxKind {
     EscalationOutcome,
     /// A patient's message was triaged as an emergency.
     EmergencyAlert,
+    /// A reply to the patient that needs no decision (an answer, emergency advice, a notice).
+    PatientReply,
 }
 
 impl OutboxKind {
@@ -32,16 +34,33 @@ impl OutboxKind {
             OutboxKind::EscalationDecided => "escalation_decided",
             OutboxKind::EscalationOutcome => "escalation_outcome",
             OutboxKind::EmergencyAlert => DoctorNoticeKind::EmergencyAlert.as_str(),
+            OutboxKind::PatientReply => "patient_reply",
         }
     }
 
     fn destination(self) -> &'static str {
         match self {
-            OutboxKind::EscalationOutcome => "patient",
+            OutboxKind::EscalationOutcome | OutboxKind::PatientReply => "patient",
             OutboxKind::EscalationCard
             | OutboxKind::EscalationDecided
             | OutboxKind::EmergencyAlert => "doctors",
         }
+    }
+}
+
+impl std::str::FromStr for OutboxKind {
+    type Err = crate::domain::UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            OutboxKind::EscalationCard,
+            OutboxKind::EscalationDecided,
+            OutboxKind::EscalationOutcome,
+            OutboxKind::EmergencyAlert,
+            OutboxKind::PatientReply,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| crate::domain::UnknownValue(s.to_owned()))
     }
 }
 
@@ -72,6 +91,19 @@ pub struct DoctorOutboxItem {
     pub escalation: Option<EscalationId>,
     pub body: Option<Plaintext>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A message claimed for delivery: it is leased to the sender until `lease` runs out, after which
+/// another sender (or this one after a restart) may take it again.
+#[derive(Debug, Clone)]
+pub struct ClaimedOutboxItem {
+    pub id: i64,
+    pub kind: OutboxKind,
+    pub patient: Option<PatientId>,
+    pub escalation: Option<EscalationId>,
+    pub body: Option<Plaintext>,
+    pub edit_message_id: Option<i64>,
+    pub attempts: i32,
 }
 
 /// Queues one message on `conn` (inside the caller's transaction).
@@ -211,5 +243,113 @@ impl Store {
             "outbox",
         )
         .await
+    }
+
+    /// Queues a reply for the patient. `edit_message_id` names a message of the bot's (the one that
+    /// showed the streamed draft) that the reply replaces.
+    pub async fn enqueue_patient_reply(
+        &self,
+        patient: PatientId,
+        text: &Plaintext,
+        edit_message_id: Option<i64>,
+    ) -> Result<i64, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        let id = insert_outbox(
+            &mut conn,
+            patient,
+            OutboxKind::PatientReply,
+            None,
+            Some((&key, text)),
+        )
+        .await?;
+        if edit_message_id.is_some() {
+            sqlx::query("UPDATE outbox SET edit_message_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(edit_message_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(id)
+    }
+
+    /// Claims up to `limit` due messages, oldest first, leasing them for `lease`. Messages of a
+    /// patient who has since been erased are gone with them.
+    pub async fn claim_due_outbox(
+        &self,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<ClaimedOutboxItem>, StorageError> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET not_before = now() + $2, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND not_before <= now()
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, record_id,
+                       edit_message_id, attempts",
+        )
+        .bind(limit)
+        .bind(lease)
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut conn = self.pool().acquire().await?;
+        for row in &rows {
+            let patient = row.get::<Option<Uuid>, _>("patient_id").map(PatientId);
+            let body = match patient {
+                Some(patient) if row.get::<Option<Vec<u8>>, _>("body_nonce").is_some() => {
+                    let key = self.data_key(&mut conn, patient).await?;
+                    self.open_body(&key, patient, row).await?
+                }
+                _ => None,
+            };
+            let kind: String = row.get("kind");
+            items.push(ClaimedOutboxItem {
+                id: row.get("id"),
+                kind: kind.parse().map_err(|e: crate::domain::UnknownValue| {
+                    StorageError::Corrupt(e.to_string())
+                })?,
+                patient,
+                escalation: row
+                    .get::<Option<Uuid>, _>("escalation_id")
+                    .map(EscalationId),
+                body,
+                edit_message_id: row.get("edit_message_id"),
+                attempts: row.get("attempts"),
+            });
+        }
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    /// Records that a message was delivered.
+    pub async fn mark_outbox_sent(
+        &self,
+        id: i64,
+        telegram_message_id: Option<i64>,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = now(), telegram_message_id = $2, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(telegram_message_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a message back to be tried again at `not_before`, noting why (no message text).
+    pub async fn postpone_outbox(
+        &self,
+        id: i64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE outbox SET not_before = $2, last_error = $3 WHERE id = $1")
+            .bind(id)
+            .bind(not_before)
+            .bind(error)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

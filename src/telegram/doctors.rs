@@ -1,0 +1,189 @@
+//! Doctors in the review group: the Approve / Edit / Reject buttons on escalation cards, replies to
+//! cards (the edited answer, or "/reject note"), and the cards themselves.
+
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+use super::BotContext;
+use crate::consult::{DecideError, EscalationRecord, Generator, Verdict};
+use crate::domain::{EscalationId, EscalationStatus, TelegramUserId};
+use crate::triage::ReviewReason;
+
+/// Cards are cut so that they fit one Telegram message.
+const CARD_TEXT_LIMIT: usize = 1500;
+
+pub(super) async fn on_decision_button<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    query: &CallbackQuery,
+    action: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    let doctor = TelegramUserId(query.from.id.0 as i64);
+    if !context.is_doctor(doctor) {
+        tracing::warn!(user = doctor.0, "decision refused: not in DOCTOR_IDS");
+        bot.answer_callback_query(query.id.clone())
+            .text("You are not authorised to review answers.")
+            .show_alert(true)
+            .await?;
+        return Ok(());
+    }
+    let Ok(id) = uuid::Uuid::parse_str(id).map(EscalationId) else {
+        bot.answer_callback_query(query.id.clone())
+            .text("This button is not valid.")
+            .await?;
+        return Ok(());
+    };
+    let verdict = match action {
+        "approve" => Verdict::Approve,
+        "reject" => Verdict::Reject(None),
+        _ => {
+            bot.answer_callback_query(query.id.clone())
+                .text("Reply to this card with the answer to send to the patient.")
+                .show_alert(true)
+                .await?;
+            return Ok(());
+        }
+    };
+    let answer = decide(context, id, doctor, verdict).await?;
+    bot.answer_callback_query(query.id.clone())
+        .text(answer)
+        .show_alert(true)
+        .await?;
+    Ok(())
+}
+
+/// A message in the doctors' group: a reply to a card is the doctor's own answer ("/reject note"
+/// rejects with that note); anything else is conversation among doctors and is ignored.
+pub(super) async fn on_group_message<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let (Some(card), Some(user), Some(text)) = (
+        message.reply_to_message(),
+        message.from.as_ref(),
+        message.text(),
+    ) else {
+        return Ok(());
+    };
+    let Some(id) = context
+        .store
+        .escalation_by_card(message.chat.id.0, i64::from(card.id.0))
+        .await?
+    else {
+        return Ok(());
+    };
+    let doctor = TelegramUserId(user.id.0 as i64);
+    let answer = if !context.is_doctor(doctor) {
+        "You are not authorised to review answers.".to_owned()
+    } else {
+        let text = text.trim();
+        let verdict = match text.strip_prefix("/reject") {
+            Some(note) => Verdict::Reject(Some(note.trim().to_owned())),
+            None => Verdict::Edit(text.to_owned()),
+        };
+        decide(context, id, doctor, verdict).await?
+    };
+    bot.send_message(message.chat.id, answer)
+        .reply_parameters(teloxide::types::ReplyParameters::new(message.id))
+        .await?;
+    Ok(())
+}
+
+/// Takes the decision; returns what the doctor is told.
+async fn decide<G: Generator>(
+    context: &BotContext<G>,
+    id: EscalationId,
+    doctor: TelegramUserId,
+    verdict: Verdict,
+) -> anyhow::Result<String> {
+    let answer = match context.desk.decide(id, doctor, verdict).await {
+        Ok(status) => format!(
+            "Done: {}. The patient has been sent the answer.",
+            status.as_str()
+        ),
+        Err(DecideError::AlreadyDecided(status)) => {
+            format!(
+                "Already decided ({}); nothing was changed.",
+                status.as_str()
+            )
+        }
+        Err(DecideError::NothingToApprove) => {
+            "The draft is empty: reply to the card with the answer to send instead.".to_owned()
+        }
+        Err(DecideError::EmptyEdit) => "The reply is empty; nothing was sent.".to_owned(),
+        Err(DecideError::Store(e)) => return Err(e.into()),
+    };
+    context.outbox_ready.notify_one();
+    Ok(answer)
+}
+
+fn clip(text: &str) -> String {
+    if text.chars().count() <= CARD_TEXT_LIMIT {
+        text.to_owned()
+    } else {
+        text.chars().take(CARD_TEXT_LIMIT).collect::<String>() + " …(cut)"
+    }
+}
+
+/// The card's text: a pseudonymous reference, the triage, the reasons, the question and the draft.
+pub(super) fn card_text(record: &EscalationRecord) -> String {
+    let reasons: Vec<String> = record
+        .reasons
+        .iter()
+        .map(|code| {
+            serde_json::from_value::<ReviewReason>(serde_json::Value::String(code.clone()))
+                .map(|r| r.describe().to_owned())
+                .unwrap_or_else(|_| code.clone())
+        })
+        .collect();
+    let draft = record.draft.as_str();
+    format!(
+        "🩺 Review needed · {}\nPatient {} · triage {}\nWhy: {}\n\nQuestion:\n{}\n\nDraft:\n{}\n\nApprove sends the draft; Edit: reply to this card with the answer to send; Reject sends the standard advice (or reply \"/reject your note\").",
+        &record.id.0.simple().to_string()[..8],
+        record.patient.reference(),
+        record.level.as_str(),
+        reasons.join("; "),
+        clip(record.question.as_str()),
+        if draft.is_empty() {
+            "(none: the model gave no answer; reply with one)".to_owned()
+        } else {
+            clip(draft)
+        }
+    )
+}
+
+pub(super) fn card_buttons(id: EscalationId) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[
+        InlineKeyboardButton::callback("Approve", format!("approve:{}", id.0)),
+        InlineKeyboardButton::callback("Edit", format!("edit:{}", id.0)),
+        InlineKeyboardButton::callback("Reject", format!("reject:{}", id.0)),
+    ]])
+}
+
+/// The card after the decision: the outcome, who decided and when; no buttons.
+pub(super) fn decided_card_text(record: &EscalationRecord) -> String {
+    let outcome = match record.status {
+        EscalationStatus::Approved => "✅ Approved",
+        EscalationStatus::Edited => "✏️ Edited",
+        EscalationStatus::Rejected => "❌ Rejected",
+        EscalationStatus::Expired => {
+            "⌛ Expired without a decision; the patient got the fallback advice"
+        }
+        EscalationStatus::Pending => "Pending",
+    };
+    let who = record
+        .decided_by
+        .map(|d| format!(" by {}", d.0))
+        .unwrap_or_default();
+    let when = record
+        .decided_at
+        .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
+    let mut text = card_text(record);
+    if let Some(cut) = text.find("\n\nApprove sends the draft") {
+        text.truncate(cut);
+    }
+    format!("{text}\n\n{outcome}{who}{when}")
+}

@@ -1,0 +1,356 @@
+//! Patients in private chats: consent, commands, and the consultation with a streamed answer.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use teloxide::prelude::*;
+use teloxide::types::{
+    ChatAction, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{BotContext, ui};
+use crate::consult::{Generator, Progress, Reply, wording};
+use crate::crypto::Plaintext;
+use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
+use crate::storage::Actor;
+
+/// A streamed draft longer than this is shown cut (the final answer is split properly).
+const PARTIAL_LIMIT: usize = 3500;
+const TYPING_EVERY: Duration = Duration::from_secs(4);
+
+fn language_of(user: &teloxide::types::User) -> Language {
+    user.language_code
+        .as_deref()
+        .map(Language::from_code)
+        .unwrap_or_default()
+}
+
+async fn patient_of<G: Generator>(
+    context: &BotContext<G>,
+    user: &teloxide::types::User,
+    chat: ChatId,
+) -> anyhow::Result<PatientId> {
+    Ok(context
+        .store
+        .register_patient(
+            TelegramUserId(user.id.0 as i64),
+            TelegramChatId(chat.0),
+            user.language_code.as_deref(),
+        )
+        .await?
+        .id)
+}
+
+/// Queues a reply for the patient (delivered by the outbox sender).
+async fn reply<G: Generator>(
+    context: &BotContext<G>,
+    patient: PatientId,
+    text: &str,
+    replaces: Option<MessageId>,
+) -> anyhow::Result<()> {
+    context
+        .store
+        .enqueue_patient_reply(
+            patient,
+            &Plaintext::new(text),
+            replaces.map(|m| i64::from(m.0)),
+        )
+        .await?;
+    context.outbox_ready.notify_one();
+    Ok(())
+}
+
+pub(super) async fn on_message<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let Some(user) = message.from.as_ref() else {
+        return Ok(());
+    };
+    if user.is_bot {
+        return Ok(());
+    }
+    let language = language_of(user);
+    let patient = patient_of(context, user, message.chat.id).await?;
+    let text = message.text().map(str::trim);
+
+    if !context.store.has_consented(patient).await? {
+        // Nothing the patient writes is stored before consent: only the prompt is sent, again.
+        return ask_consent(bot, message.chat.id, language).await;
+    }
+
+    let Some(text) = text else {
+        return reply(context, patient, ui::text_only(language), None).await;
+    };
+    let (command, rest) = match text.strip_prefix('/') {
+        Some(command) => {
+            let (name, rest) = command
+                .split_once(char::is_whitespace)
+                .unwrap_or((command, ""));
+            // "/new@medbot" in groups; harmless in private chats.
+            let name = name.split('@').next().unwrap_or(name);
+            (Some(name.to_ascii_lowercase()), rest.trim())
+        }
+        None => (None, text),
+    };
+    match command.as_deref() {
+        None => converse(context, bot, message.chat.id, patient, text, false).await,
+        Some("doctor") if !rest.is_empty() => {
+            converse(context, bot, message.chat.id, patient, rest, true).await
+        }
+        Some("doctor") => reply(context, patient, ui::doctor_requested(language), None).await,
+        Some("new") => {
+            context.service.start_new_topic(patient).await?;
+            reply(context, patient, ui::new_topic(language), None).await
+        }
+        Some("history") => send_history(context, bot, message.chat.id, patient, language).await,
+        Some("forget") => {
+            let button = InlineKeyboardButton::callback(ui::forget_button(language), "forget");
+            bot.send_message(message.chat.id, ui::forget_confirm(language))
+                .reply_markup(InlineKeyboardMarkup::new([[button]]))
+                .await?;
+            Ok(())
+        }
+        Some(_) => reply(context, patient, ui::help(language), None).await,
+    }
+}
+
+async fn ask_consent(bot: &Bot, chat: ChatId, language: Language) -> anyhow::Result<()> {
+    let text = format!(
+        "{}\n\n{}",
+        wording::consent_notice(language),
+        ui::consent_prompt(language)
+    );
+    let button = InlineKeyboardButton::callback(ui::agree_button(language), "consent");
+    bot.send_message(chat, text)
+        .reply_markup(InlineKeyboardMarkup::new([[button]]))
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn on_edited_message<G: Generator>(
+    context: &BotContext<G>,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let Some(user) = message.from.as_ref() else {
+        return Ok(());
+    };
+    let Some(patient) = context
+        .store
+        .find_patient(TelegramUserId(user.id.0 as i64))
+        .await?
+    else {
+        return Ok(());
+    };
+    if context.store.has_consented(patient).await? {
+        reply(
+            context,
+            patient,
+            ui::edits_not_read(language_of(user)),
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn on_button<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    query: &CallbackQuery,
+    data: &str,
+) -> anyhow::Result<()> {
+    let language = language_of(&query.from);
+    let chat = query
+        .message
+        .as_ref()
+        .map(|m| m.chat().id)
+        .unwrap_or(ChatId(query.from.id.0 as i64));
+    match data {
+        "consent" => {
+            let patient = patient_of(context, &query.from, chat).await?;
+            context.store.record_consent(patient).await?;
+            bot.answer_callback_query(query.id.clone()).await?;
+            reply(context, patient, ui::consent_recorded(language), None).await
+        }
+        "forget" => {
+            let user = TelegramUserId(query.from.id.0 as i64);
+            if let Some(patient) = context.store.find_patient(user).await? {
+                context.store.erase_patient(patient, Actor::Patient).await?;
+            }
+            bot.answer_callback_query(query.id.clone()).await?;
+            // The patient's outbox went with their data: this one is sent directly.
+            bot.send_message(chat, ui::forgotten(language)).await?;
+            Ok(())
+        }
+        _ => {
+            bot.answer_callback_query(query.id.clone()).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn send_history<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    chat: ChatId,
+    patient: PatientId,
+    language: Language,
+) -> anyhow::Result<()> {
+    let export = context
+        .store
+        .export_patient(patient, Actor::Patient)
+        .await?;
+    let json = serde_json::to_vec_pretty(&export).context("Failed to render the history")?;
+    bot.send_document(
+        chat,
+        InputFile::memory(json).file_name("medbot-history.json"),
+    )
+    .caption(ui::history_caption(language))
+    .await?;
+    Ok(())
+}
+
+enum Shown {
+    Partial(String),
+    Review(String),
+}
+
+/// One message through the consultation: typing while the model works, the draft shown as it
+/// passes review (one message, edited no more often than `edit_interval`), the final answer
+/// through the outbox, replacing that message.
+async fn converse<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    chat: ChatId,
+    patient: PatientId,
+    text: &str,
+    for_doctor: bool,
+) -> anyhow::Result<()> {
+    let (events, shown) = mpsc::unbounded_channel();
+    let streamer = tokio::spawn(show_progress(
+        bot.clone(),
+        chat,
+        shown,
+        context.edit_interval,
+        ReviewNotice {
+            store: context.store.clone(),
+            patient,
+            outbox_ready: context.outbox_ready.clone(),
+        },
+    ));
+    let mut on_progress = |step: Progress<'_>| {
+        let _ = match step {
+            Progress::Partial(text) => events.send(Shown::Partial(text.to_owned())),
+            Progress::ReviewRequired(notice) => events.send(Shown::Review(notice.to_owned())),
+            Progress::Triaged(_) => Ok(()),
+        };
+    };
+    let outcome = if for_doctor {
+        context
+            .service
+            .handle_for_doctor(patient, text, &mut on_progress)
+            .await
+    } else {
+        context
+            .service
+            .handle(patient, text, &mut on_progress)
+            .await
+    };
+    drop(events);
+    let progress = streamer.await.unwrap_or_default();
+    match outcome {
+        Ok(outcome) => match outcome.reply {
+            Reply::Emergency { text } => reply(context, patient, &text, None).await,
+            Reply::Answer { text } => reply(context, patient, &text, progress.message).await,
+            // The notice went out when the service asked for it.
+            Reply::UnderReview { .. } => Ok(()),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "message not handled");
+            let language = Language::of_text(text);
+            let max = context.service.settings().max_message_chars;
+            reply(context, patient, &e.patient_text(language, max), None).await
+        }
+    }
+}
+
+#[derive(Default)]
+struct ProgressShown {
+    /// The message that shows the streamed draft, if one was sent.
+    message: Option<MessageId>,
+}
+
+/// Where the "a doctor is reviewing" notice goes: the outbox, at once, so that it is not lost.
+struct ReviewNotice {
+    store: crate::storage::Store,
+    patient: PatientId,
+    outbox_ready: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl ReviewNotice {
+    async fn send(&self, notice: &str) {
+        match self
+            .store
+            .enqueue_patient_reply(self.patient, &Plaintext::new(notice), None)
+            .await
+        {
+            Ok(_) => self.outbox_ready.notify_one(),
+            Err(e) => tracing::error!(error = %e, "could not queue the review notice"),
+        }
+    }
+}
+
+async fn show_progress(
+    bot: Bot,
+    chat: ChatId,
+    mut events: mpsc::UnboundedReceiver<Shown>,
+    edit_interval: Duration,
+    review: ReviewNotice,
+) -> ProgressShown {
+    let mut shown = ProgressShown::default();
+    let mut pending: Option<String> = None;
+    let mut last_edit = Instant::now() - edit_interval;
+    let mut typing = tokio::time::interval(TYPING_EVERY);
+    let mut reviewing = false;
+    loop {
+        let edit_due = last_edit + edit_interval;
+        tokio::select! {
+            event = events.recv() => match event {
+                None => break,
+                Some(Shown::Partial(text)) if !reviewing => pending = Some(text),
+                Some(Shown::Review(notice)) => {
+                    review.send(&notice).await;
+                    // Nothing more of the draft is shown; keep the typing indicator until the end.
+                    pending = None;
+                    reviewing = true;
+                }
+                Some(Shown::Partial(_)) => {}
+            },
+            _ = typing.tick() => {
+                if let Err(e) = bot.send_chat_action(chat, ChatAction::Typing).await {
+                    tracing::debug!(error = %e, "typing indicator not sent");
+                }
+            }
+            _ = tokio::time::sleep_until(edit_due), if pending.is_some() => {
+                let mut text = pending.take().unwrap_or_default();
+                if text.chars().count() > PARTIAL_LIMIT {
+                    text = text.chars().take(PARTIAL_LIMIT).collect::<String>() + " …";
+                }
+                let sent = match shown.message {
+                    None => bot.send_message(chat, text).await.map(|m| shown.message = Some(m.id)),
+                    Some(id) => bot.edit_message_text(chat, id, text).await.map(|_| ()),
+                };
+                if let Err(e) = sent {
+                    // Progress is best effort; the final answer goes through the outbox.
+                    tracing::debug!(error = %e, "streamed draft not shown");
+                }
+                last_edit = Instant::now();
+            }
+        }
+    }
+    shown
+}

@@ -1,0 +1,567 @@
+//! The Telegram bot end to end: the bot started by the same function `medbot serve` uses, the
+//! real PostgreSQL, the fake Bot API, and the scripted generator.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medbot::config::TelegramSettings;
+use medbot::consult::testing::{Script, ScriptedGenerator};
+use medbot::consult::{ConsultationService, ReviewDesk, ServiceSettings, SystemClock};
+use medbot::domain::{EscalationStatus, TelegramChatId, TelegramUserId};
+use medbot::storage::ReadPurpose;
+use medbot::telegram::{self, BotContext, RunningBot};
+use medbot::triage::{DraftReviewer, DrugLexicon};
+use serde_json::json;
+
+use crate::fake_telegram::{ChatMessage, DOCTOR_CHAT, FakeTelegram, TOKEN};
+use crate::helpers::*;
+
+const DOCTOR: i64 = 9001;
+const NOT_A_DOCTOR: i64 = 9002;
+const ANSWER: &str = "Sore throats usually get better on their own within a week.";
+const WAIT: Duration = Duration::from_secs(10);
+
+struct BotUnderTest {
+    fake: FakeTelegram,
+    t: TestStore,
+    generator: Arc<ScriptedGenerator>,
+    running: Option<RunningBot>,
+}
+
+impl Drop for BotUnderTest {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+}
+
+async fn start(key_byte: u8, generator: ScriptedGenerator) -> BotUnderTest {
+    let fake = FakeTelegram::start().await;
+    let t = test_store(key_byte).await;
+    let generator = Arc::new(generator);
+    let settings = TelegramSettings {
+        token: TOKEN.to_owned().into(),
+        api_url: Some(fake.url.parse().unwrap()),
+        doctor_chat: TelegramChatId(DOCTOR_CHAT),
+        doctors: vec![TelegramUserId(DOCTOR)],
+    };
+    let context = Arc::new(BotContext {
+        service: ConsultationService::new(
+            generator.clone(),
+            t.store.clone(),
+            SystemClock,
+            Arc::new(DraftReviewer::new(DrugLexicon::from_names([
+                "ibuprofen",
+                "paracetamol",
+            ]))),
+            ServiceSettings::default(),
+        ),
+        desk: ReviewDesk::new(t.store.clone(), SystemClock),
+        store: t.store.clone(),
+        doctor_chat: settings.doctor_chat,
+        doctors: settings.doctors.iter().copied().collect(),
+        outbox_ready: Arc::new(tokio::sync::Notify::new()),
+        edit_interval: telegram::EDIT_INTERVAL,
+    });
+    let running = telegram::start(telegram::bot(&settings), context);
+    BotUnderTest {
+        fake,
+        t,
+        generator,
+        running: Some(running),
+    }
+}
+
+impl BotUnderTest {
+    /// The patient agrees to the terms.
+    async fn consent(&self, patient: i64) {
+        self.fake.patient_says(patient, "/start");
+        let prompt = self
+            .fake
+            .wait_for(patient, WAIT, "the consent prompt", |m| {
+                m.iter().any(|m| m.reply_markup.is_some())
+            })
+            .await;
+        let prompt = prompt.iter().find(|m| m.reply_markup.is_some()).unwrap();
+        self.fake.press(patient, prompt, "consent");
+        self.fake
+            .wait_for(patient, WAIT, "the thanks", |m| {
+                m.iter().any(|m| m.text.starts_with("Thank you"))
+            })
+            .await;
+    }
+
+    async fn wait_text(&self, chat: i64, needle: &str) -> Vec<ChatMessage> {
+        self.fake
+            .wait_for(chat, WAIT, needle, |m| {
+                m.iter().any(|m| m.text.contains(needle))
+            })
+            .await
+    }
+
+    async fn card(&self, needle: &str) -> ChatMessage {
+        self.fake
+            .wait_for(DOCTOR_CHAT, WAIT, "a card", |m| {
+                m.iter()
+                    .any(|m| m.reply_markup.is_some() && m.text.contains(needle))
+            })
+            .await
+            .into_iter()
+            .find(|m| m.reply_markup.is_some() && m.text.contains(needle))
+            .unwrap()
+    }
+
+    fn callback_answers(&self) -> Vec<String> {
+        self.fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "answercallbackquery")
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn button_texts(message: &ChatMessage) -> Vec<String> {
+    message.reply_markup.as_ref().unwrap()["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|b| b["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn consent_gate_then_a_three_turn_consultation_with_context() {
+    let bot = start(81, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 501;
+    bot.fake.patient_says(patient, "I have a sore throat");
+    let prompt = bot.wait_text(patient, "press the button to agree").await;
+    assert!(button_texts(&prompt[0])[0].contains("I agree"));
+    // Before consent nothing is stored, and the model is not asked.
+    bot.fake.patient_says(patient, "hello?");
+    bot.fake
+        .wait_for(patient, WAIT, "a second prompt", |m| m.len() >= 2)
+        .await;
+    assert_eq!(bot.generator.calls(), 0);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(bot.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+
+    bot.fake.press(patient, &prompt[0], "consent");
+    bot.wait_text(patient, "Thank you").await;
+    for (turn, question) in [
+        "My throat is sore",
+        "It hurts to swallow",
+        "Should I stay home?",
+    ]
+    .iter()
+    .enumerate()
+    {
+        bot.generator
+            .push(Script::say(format!("Answer {turn}. Rest and drink water.")));
+        bot.fake.patient_says(patient, question);
+        // The final answer (with its line), not only the streamed start of it.
+        bot.fake
+            .wait_for(patient, WAIT, "the answer", |m| {
+                m.iter().any(|m| {
+                    m.text.starts_with(&format!("Answer {turn}."))
+                        && m.text.contains("not medical advice")
+                })
+            })
+            .await;
+    }
+    let last = bot.generator.prompts().pop().unwrap();
+    let said: Vec<&str> = last.iter().map(|m| m.content.as_str()).collect();
+    assert!(said.contains(&"My throat is sore") && said.contains(&"It hurts to swallow"));
+    assert!(said.iter().any(|s| s.starts_with("Answer 1.")));
+    let typing = bot
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "sendchataction" && c.params["action"] == "typing")
+        .count();
+    assert!(typing >= 3, "typing shown {typing} times");
+}
+
+#[tokio::test]
+async fn a_long_answer_streams_by_edits_and_arrives_split_within_telegrams_limit() {
+    let long = varied_text(10_000);
+    let bot = start(
+        82,
+        ScriptedGenerator::new(long.clone()).with_piece_delay(Duration::from_millis(3)),
+    )
+    .await;
+    let patient = 502;
+    bot.consent(patient).await;
+    let before = bot.fake.messages(patient).len();
+    bot.fake.patient_says(patient, "I have a cold");
+    let messages = bot
+        .fake
+        .wait_for(patient, Duration::from_secs(30), "the whole answer", |m| {
+            m.last()
+                .is_some_and(|m| m.text.contains("not medical advice"))
+        })
+        .await;
+    let answer: Vec<&ChatMessage> = messages[before..].iter().collect();
+    assert!(answer.len() >= 3, "{} pieces", answer.len());
+    for piece in &answer {
+        assert!(piece.text.chars().map(char::len_utf16).sum::<usize>() <= 4096);
+    }
+    // The first message showed the draft as it came (edited), and ends as the answer's start.
+    assert!(answer[0].edits >= 1, "no progressive edits");
+    let joined: String = answer.iter().map(|m| m.text.as_str()).collect();
+    assert!(
+        joined.starts_with(long.trim_end()),
+        "the pieces do not make the answer"
+    );
+    // Edits of the streamed message come no faster than Telegram allows.
+    let edits: Vec<Instant> = bot
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "editmessagetext" && c.params["message_id"] == json!(answer[0].id))
+        .map(|c| c.at)
+        .collect();
+    for pair in edits.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_non_text_message_gets_a_kind_answer() {
+    let bot = start(83, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 503;
+    bot.consent(patient).await;
+    let kinds = [
+        json!({"sticker": {"file_id": "s", "file_unique_id": "s", "type": "regular", "width": 512, "height": 512, "is_animated": false, "is_video": false}}),
+        json!({"photo": [{"file_id": "p", "file_unique_id": "p", "width": 90, "height": 90}]}),
+        json!({"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}}),
+        json!({"document": {"file_id": "d", "file_unique_id": "d", "file_name": "scan.pdf"}}),
+    ];
+    let before = bot.fake.messages(patient).len();
+    for kind in &kinds {
+        bot.fake.patient_message(patient, kind.clone());
+    }
+    bot.fake.patient_edits(patient, "I meant my left ear");
+    bot.fake.patient_says(patient, &"a".repeat(20_000));
+    let messages = bot
+        .fake
+        .wait_for(patient, Duration::from_secs(20), "six answers", |m| {
+            m.len() >= before + 6
+        })
+        .await;
+    let answers: Vec<&str> = messages[before..].iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|t| t.contains("only read text"))
+            .count(),
+        4,
+        "{answers:#?}"
+    );
+    assert!(answers.iter().any(|t| t.contains("edited a message")));
+    assert!(answers.iter().any(|t| t.contains("too long")));
+    assert_eq!(bot.generator.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_emergency_gets_the_advice_within_a_second_and_the_doctors_an_alert() {
+    let bot = start(84, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 504;
+    bot.consent(patient).await;
+    let sent = Instant::now();
+    bot.fake.patient_says(
+        patient,
+        "crushing chest pain down my left arm and I'm sweating",
+    );
+    let messages = bot
+        .wait_text(patient, "Call your local emergency number")
+        .await;
+    let advice = messages
+        .iter()
+        .find(|m| m.text.contains("Call your local emergency number"))
+        .unwrap();
+    let took = advice.sent_at - sent;
+    assert!(took < Duration::from_secs(1), "advice took {took:?}");
+    let alerts = bot.wait_text(DOCTOR_CHAT, "Emergency triage").await;
+    assert!(alerts[0].text.contains("chest_pain_with_danger_signs"));
+    assert_eq!(bot.generator.calls(), 0);
+}
+
+#[tokio::test]
+async fn doctors_approve_edit_and_reject_from_the_group_and_only_doctors_can() {
+    let bot = start(85, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 505;
+    bot.consent(patient).await;
+
+    // Approve.
+    bot.generator
+        .push(Script::say("Paracetamol can help with the pain."));
+    bot.fake
+        .patient_says(patient, "Can I take paracetamol for a sore throat?");
+    bot.wait_text(patient, "doctor is reviewing").await;
+    let card = bot.card("Can I take paracetamol").await;
+    assert_eq!(button_texts(&card), ["Approve", "Edit", "Reject"]);
+    assert!(card.text.contains("P-") && card.text.contains("the patient asked about medication"));
+
+    bot.fake
+        .press(NOT_A_DOCTOR, &card, &card_data(&card, "Approve"));
+    bot.fake
+        .wait_for(DOCTOR_CHAT, WAIT, "the refusal", |_| {
+            bot.callback_answers()
+                .iter()
+                .any(|a| a.contains("not authorised"))
+        })
+        .await;
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM escalations WHERE status = 'pending'")
+            .fetch_one(bot.t.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(pending, 1);
+
+    bot.fake.press(DOCTOR, &card, &card_data(&card, "Approve"));
+    bot.wait_text(patient, "Reviewed and approved by a doctor")
+        .await;
+    let decided = bot
+        .fake
+        .wait_for(DOCTOR_CHAT, WAIT, "the card updated", |m| {
+            m.iter()
+                .any(|m| m.id == card.id && m.text.contains("Approved by 9001"))
+        })
+        .await;
+    assert!(
+        decided
+            .iter()
+            .find(|m| m.id == card.id)
+            .unwrap()
+            .reply_markup
+            .is_none()
+    );
+    bot.fake.press(DOCTOR, &card, &card_data(&card, "Reject"));
+    bot.fake
+        .wait_for(DOCTOR_CHAT, WAIT, "the second click refused", |_| {
+            bot.callback_answers()
+                .iter()
+                .any(|a| a.contains("Already decided"))
+        })
+        .await;
+
+    // Edit: the doctor replies to the card with the answer.
+    bot.generator.push(Script::say("Take 1 g of paracetamol."));
+    bot.fake
+        .patient_says(patient, "How much paracetamol can I take?");
+    let card = bot.card("How much paracetamol").await;
+    bot.fake.doctor_replies(
+        DOCTOR,
+        &card,
+        "Follow the dose on the pack and see your GP if it lasts a week.",
+    );
+    bot.wait_text(patient, "Follow the dose on the pack").await;
+
+    // Reject: the standard advice.
+    bot.generator
+        .push(Script::say("Paracetamol cures everything."));
+    bot.fake
+        .patient_says(patient, "Is paracetamol good for a cold?");
+    let card = bot.card("Is paracetamol good").await;
+    bot.fake.press(DOCTOR, &card, &card_data(&card, "Reject"));
+    bot.wait_text(patient, "decided it should not be sent")
+        .await;
+
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM escalations ORDER BY created_at")
+            .fetch_all(bot.t.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            EscalationStatus::Approved.as_str(),
+            EscalationStatus::Edited.as_str(),
+            EscalationStatus::Rejected.as_str()
+        ]
+    );
+    // No patient ever saw a draft that was not approved.
+    let seen: String = bot
+        .fake
+        .messages(patient)
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(!seen.contains("Take 1 g") && !seen.contains("cures everything"));
+}
+
+/// Ordinary advice-like sentences that do not repeat (a repeated sentence would be escalated as a
+/// repetitive draft).
+fn varied_text(chars: usize) -> String {
+    const WORDS: [&str; 48] = [
+        "water", "rest", "sleep", "tea", "honey", "warm", "soup", "quiet", "room", "gentle",
+        "walk", "fresh", "air", "fruit", "bread", "light", "meal", "calm", "slowly", "blanket",
+        "window", "morning", "evening", "steam", "shower", "salt", "gargle", "lemon", "ginger",
+        "broth", "pillow", "nap", "music", "book", "garden", "stretch", "relax", "sit", "cool",
+        "cloth", "socks", "wash", "soap", "towel", "chair", "often", "early", "later",
+    ];
+    let mut seed = 12345u64;
+    let mut text = String::new();
+    while text.len() < chars {
+        let mut sentence = Vec::new();
+        for _ in 0..9 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            sentence.push(WORDS[(seed >> 33) as usize % WORDS.len()]);
+        }
+        let sentence = sentence.join(" ");
+        let mut chars = sentence.chars();
+        let first = chars.next().unwrap().to_ascii_uppercase();
+        text.push(first);
+        text.push_str(chars.as_str());
+        text.push_str(". ");
+    }
+    text
+}
+
+fn card_data(card: &ChatMessage, button: &str) -> String {
+    card.reply_markup.as_ref().unwrap()["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .find(|b| b["text"] == button)
+        .map(|b| b["callback_data"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replies_survive_429s_and_arrive_after_their_retry_time() {
+    let bot = start(86, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 506;
+    bot.consent(patient).await;
+    let before = bot.fake.messages(patient).len();
+    bot.fake.fail_next_sends(5, 3);
+    let asked = Instant::now();
+    for question in [
+        "I have a runny nose",
+        "And a mild cough",
+        "And I sneeze a lot",
+    ] {
+        bot.fake.patient_says(patient, question);
+    }
+    let messages = bot
+        .fake
+        .wait_for(patient, Duration::from_secs(40), "three answers", |m| {
+            m.len() >= before + 3
+        })
+        .await;
+    let refused: Vec<Instant> = bot
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| !c.ok && c.method == "sendmessage")
+        .map(|c| c.at)
+        .collect();
+    assert_eq!(refused.len(), 5, "the fake refused {} sends", refused.len());
+    let first_refusal = refused[0];
+    for answer in &messages[before..] {
+        assert!(answer.text.contains(ANSWER));
+        assert!(
+            answer.sent_at >= first_refusal + Duration::from_millis(2900),
+            "a reply came {:?} after the first 429",
+            answer.sent_at - first_refusal
+        );
+    }
+    // Exactly three answers: none lost, none doubled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(bot.fake.messages(patient).len(), before + 3);
+    println!("three replies through five 429s took {:?}", asked.elapsed());
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_handled_once() {
+    let bot = start(87, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 507;
+    bot.consent(patient).await;
+    let update = bot.fake.patient_says(patient, "I have a sore throat");
+    bot.wait_text(patient, ANSWER).await;
+    let answers = bot.fake.messages(patient).len();
+    bot.fake.redeliver(update);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(bot.fake.messages(patient).len(), answers);
+    assert_eq!(bot.generator.calls(), 1);
+}
+
+#[tokio::test]
+async fn history_comes_as_a_file_and_forget_erases_everything() {
+    let bot = start(88, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 508;
+    bot.consent(patient).await;
+    bot.fake.patient_says(patient, "我嗓子疼 🤒");
+    bot.wait_text(patient, ANSWER).await;
+    bot.fake.patient_says(patient, "/history");
+    let messages = bot
+        .fake
+        .wait_for(patient, WAIT, "the history file", |m| {
+            m.iter().any(|m| m.document.is_some())
+        })
+        .await;
+    let file = messages.iter().find_map(|m| m.document.clone()).unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&file).unwrap();
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.contains(&"我嗓子疼 🤒"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with(ANSWER)));
+
+    let id = bot
+        .t
+        .store
+        .find_patient(TelegramUserId(patient))
+        .await
+        .unwrap()
+        .unwrap();
+    bot.fake.patient_says(patient, "/forget");
+    let confirm = bot.wait_text(patient, "cannot be undone").await;
+    let confirm = confirm
+        .iter()
+        .find(|m| m.text.contains("cannot be undone"))
+        .unwrap();
+    bot.fake.press(patient, confirm, "forget");
+    bot.wait_text(patient, "Everything has been deleted").await;
+    assert!(
+        bot.t
+            .store
+            .find_patient(TelegramUserId(patient))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        bot.t
+            .store
+            .read_messages(id, None, ReadPurpose::History)
+            .await
+            .is_err()
+    );
+    for table in ["messages", "outbox", "escalations", "patient_contacts"] {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE patient_id = $1"
+        )))
+        .bind(id.0)
+        .fetch_one(bot.t.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
+}
