@@ -83,6 +83,7 @@ pub enum StoreError {
 /// One message of the patient's current topic, decrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
+    pub id: MessageId,
     pub role: Role,
     pub text: Plaintext,
 }
@@ -108,6 +109,15 @@ pub trait ConversationStore: Send + Sync + 'static {
         &self,
         patient: PatientId,
     ) -> impl Future<Output = Result<Vec<Turn>, StoreError>> + Send;
+
+    /// Whether a draft for this message went to a doctor.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn is_escalated(
+        &self,
+        message: MessageId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Starts a new topic: later contexts leave out everything said before. Nothing is deleted.
     ///

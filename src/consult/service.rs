@@ -13,7 +13,7 @@ use super::ports::{
 use super::wording;
 use crate::context::{self, ContextBudget, ContextError, HistoryMessage};
 use crate::crypto::Plaintext;
-use crate::domain::{EscalationId, Language, PatientId, Role, TriageLevel};
+use crate::domain::{EscalationId, Language, MessageId, PatientId, Role, TriageLevel};
 use crate::triage::{self, Assessment, DraftFacts, DraftReviewer, ReviewReason};
 
 /// Everything the service needs from storage, in one bound.
@@ -209,7 +209,69 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
 
         let text = Plaintext::new(message);
         let question = self.store.record(patient, Role::Patient, &text).await?;
+        let outcome = self
+            .answer(
+                patient,
+                question,
+                message,
+                assessment,
+                doctor_requested,
+                progress,
+            )
+            .await?;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "handled");
+        Ok(outcome)
+    }
 
+    /// Answers the patient's newest message if nothing has yet: the work a crash cut short (the
+    /// message was stored, the answer was not). `Ok(None)` when there is nothing to answer.
+    ///
+    /// # Errors
+    /// [`ConsultError::Store`] when storage fails.
+    pub async fn resume(
+        &self,
+        patient: PatientId,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Option<Outcome>, ConsultError> {
+        let topic = self.store.current_topic(patient).await?;
+        let Some(last) = topic.last().filter(|t| t.role == Role::Patient) else {
+            return Ok(None);
+        };
+        if self.store.is_escalated(last.id).await? {
+            return Ok(None);
+        }
+        let message = last.text.as_str();
+        let assessment = triage::assess(message);
+        progress(Progress::Triaged(&assessment));
+        tracing::info!(patient = %patient.log_tag(), "resuming an unanswered message");
+        if assessment.is_emergency() {
+            let language = Language::of_text(message);
+            let advice = wording::emergency_advice(language, &assessment.reasons);
+            self.store
+                .record(patient, Role::Assistant, &Plaintext::new(advice.as_str()))
+                .await?;
+            return Ok(Some(Outcome {
+                assessment,
+                language,
+                reply: Reply::Emergency { text: advice },
+            }));
+        }
+        self.answer(patient, last.id, message, assessment, false, progress)
+            .await
+            .map(Some)
+    }
+
+    /// From a stored, triaged, non-emergency message to the answer or the escalation.
+    async fn answer(
+        &self,
+        patient: PatientId,
+        question: MessageId,
+        message: &str,
+        assessment: Assessment,
+        doctor_requested: bool,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let language = Language::of_text(message);
         let mut reasons = Vec::new();
         if assessment.level == TriageLevel::Urgent {
             reasons.push(ReviewReason::UrgentTriage);
@@ -290,7 +352,6 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 text: wording::under_review(language).to_owned(),
             }
         };
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "handled");
         Ok(Outcome {
             assessment,
             language,

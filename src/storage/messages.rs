@@ -93,6 +93,38 @@ impl Store {
             .await
     }
 
+    /// Whether a draft answering this message went to a doctor.
+    pub async fn message_is_escalated(&self, message: MessageId) -> Result<bool, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM escalations WHERE question_message_id = $1)",
+        )
+        .bind(message.0)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Patients whose newest message (in their current topic, within `window`) is their own and
+    /// has neither an answer nor an escalation: work a crash interrupted.
+    pub async fn patients_awaiting_answer(
+        &self,
+        window: std::time::Duration,
+    ) -> Result<Vec<PatientId>, StorageError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT newest.patient_id
+             FROM (SELECT DISTINCT ON (patient_id) patient_id, id, role, created_at
+                   FROM messages ORDER BY patient_id, created_at DESC, id DESC) AS newest
+             JOIN patients p ON p.id = newest.patient_id
+             WHERE newest.role = 'patient'
+               AND newest.created_at > now() - $1
+               AND newest.created_at >= p.topic_started_at
+               AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.question_message_id = newest.id)",
+        )
+        .bind(window)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().map(PatientId).collect())
+    }
+
     /// Starts a new topic: contexts built from now on leave earlier messages out. Nothing is deleted.
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StorageError> {
         let updated = sqlx::query("UPDATE patients SET topic_started_at = now() WHERE id = $1")

@@ -37,10 +37,15 @@ impl ConversationStore for Store {
             .await?
             .into_iter()
             .map(|m| Turn {
+                id: m.id,
                 role: m.role,
                 text: m.text,
             })
             .collect())
+    }
+
+    async fn is_escalated(&self, message: MessageId) -> Result<bool, StoreError> {
+        Ok(self.message_is_escalated(message).await?)
     }
 
     async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {

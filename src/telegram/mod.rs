@@ -96,6 +96,43 @@ impl<G: Generator> BotContext<G> {
     }
 }
 
+/// How far back a stored, unanswered message is still answered after a restart.
+const RECOVERY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Answers the messages that were stored but not answered when the bot last stopped.
+async fn recover<G: Generator>(context: &BotContext<G>, bot: &Bot) {
+    let patients = match context
+        .store
+        .patients_awaiting_answer(RECOVERY_WINDOW)
+        .await
+    {
+        Ok(patients) => patients,
+        Err(e) => {
+            tracing::error!(error = %e, "could not look for unanswered messages");
+            return;
+        }
+    };
+    for patient in patients {
+        tracing::warn!(patient = %patient.log_tag(), "answering a message left unanswered by a restart");
+        let result = match context.store.patient_contact(patient).await {
+            Ok((_, chat)) => {
+                patients::converse(
+                    context,
+                    bot,
+                    ChatId(chat.0),
+                    patient,
+                    patients::Request::Resume,
+                )
+                .await
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::error!(patient = %patient.log_tag(), error = format!("{e:#}"), "recovery failed");
+        }
+    }
+}
+
 /// The bot, pointed at `TELEGRAM_API_URL` when set (a self-hosted Bot API server, or the tests' fake).
 pub fn bot(settings: &TelegramSettings) -> Bot {
     let bot = Bot::new(secrecy::ExposeSecret::expose_secret(&settings.token));
@@ -165,7 +202,14 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
     let shutdown = dispatcher.shutdown_token();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(async move { dispatcher.dispatch().await }));
+    let recovering = context.clone();
+    let recovery_bot = bot.clone();
+    tasks.push(tokio::spawn(async move {
+        // Finish what a crash cut short before taking new messages, so no patient is answered
+        // twice for one message.
+        recover(&recovering, &recovery_bot).await;
+        dispatcher.dispatch().await
+    }));
 
     let sender = OutboxSender::new(
         bot,

@@ -97,9 +97,25 @@ pub(super) async fn on_message<G: Generator>(
         None => (None, text),
     };
     match command.as_deref() {
-        None => converse(context, bot, message.chat.id, patient, text, false).await,
+        None => {
+            converse(
+                context,
+                bot,
+                message.chat.id,
+                patient,
+                Request::Message(text),
+            )
+            .await
+        }
         Some("doctor") if !rest.is_empty() => {
-            converse(context, bot, message.chat.id, patient, rest, true).await
+            converse(
+                context,
+                bot,
+                message.chat.id,
+                patient,
+                Request::ForDoctor(rest),
+            )
+            .await
         }
         Some("doctor") => reply(context, patient, ui::doctor_requested(language), None).await,
         Some("new") => {
@@ -214,6 +230,16 @@ async fn send_history<G: Generator>(
     Ok(())
 }
 
+/// What to answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Request<'a> {
+    Message(&'a str),
+    /// `/doctor question`: always reviewed.
+    ForDoctor(&'a str),
+    /// The stored message a crash left unanswered.
+    Resume,
+}
+
 enum Shown {
     Partial(String),
     Review(String),
@@ -222,13 +248,12 @@ enum Shown {
 /// One message through the consultation: typing while the model works, the draft shown as it
 /// passes review (one message, edited no more often than `edit_interval`), the final answer
 /// through the outbox, replacing that message.
-async fn converse<G: Generator>(
+pub(super) async fn converse<G: Generator>(
     context: &BotContext<G>,
     bot: &Bot,
     chat: ChatId,
     patient: PatientId,
-    text: &str,
-    for_doctor: bool,
+    request: Request<'_>,
 ) -> anyhow::Result<()> {
     let (events, shown) = mpsc::unbounded_channel();
     let streamer = tokio::spawn(show_progress(
@@ -249,21 +274,23 @@ async fn converse<G: Generator>(
             Progress::Triaged(_) => Ok(()),
         };
     };
-    let outcome = if for_doctor {
-        context
-            .service
-            .handle_for_doctor(patient, text, &mut on_progress)
-            .await
-    } else {
-        context
-            .service
+    let service = &context.service;
+    let outcome = match request {
+        Request::Message(text) => service
             .handle(patient, text, &mut on_progress)
             .await
+            .map(Some),
+        Request::ForDoctor(text) => service
+            .handle_for_doctor(patient, text, &mut on_progress)
+            .await
+            .map(Some),
+        Request::Resume => service.resume(patient, &mut on_progress).await,
     };
     drop(events);
     let progress = streamer.await.unwrap_or_default();
     match outcome {
-        Ok(outcome) => match outcome.reply {
+        Ok(None) => Ok(()),
+        Ok(Some(outcome)) => match outcome.reply {
             Reply::Emergency { text } => reply(context, patient, &text, None).await,
             Reply::Answer { text } => reply(context, patient, &text, progress.message).await,
             // The notice went out when the service asked for it.
@@ -271,7 +298,10 @@ async fn converse<G: Generator>(
         },
         Err(e) => {
             tracing::warn!(error = %e, "message not handled");
-            let language = Language::of_text(text);
+            let language = match request {
+                Request::Message(text) | Request::ForDoctor(text) => Language::of_text(text),
+                Request::Resume => Language::English,
+            };
             let max = context.service.settings().max_message_chars;
             reply(context, patient, &e.patient_text(language, max), None).await
         }

@@ -40,11 +40,16 @@ pub struct ChatMessage {
     pub document: Option<Vec<u8>>,
     pub edits: usize,
     pub sent_at: Instant,
+    /// When the text last changed (sent or edited).
+    pub updated_at: Instant,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Updates not yet confirmed by an offset (Telegram forgets confirmed ones).
     updates: Vec<Value>,
+    /// Every update ever pushed, for re-delivery.
+    log: Vec<Value>,
     /// Updates sent again whatever the offset (Telegram re-delivering after a lost confirmation).
     redelivered: Vec<Value>,
     next_update_id: i64,
@@ -129,6 +134,7 @@ impl FakeTelegram {
         inner.next_update_id += 1;
         let mut update = body(id);
         update["update_id"] = json!(id);
+        inner.log.push(update.clone());
         inner.updates.push(update);
         drop(inner);
         self.shared.new_update.notify_waiters();
@@ -178,7 +184,7 @@ impl FakeTelegram {
     pub fn redeliver(&self, update_id: i64) {
         let mut inner = self.shared.inner.lock().unwrap();
         let update = inner
-            .updates
+            .log
             .iter()
             .find(|u| u["update_id"] == json!(update_id))
             .cloned()
@@ -369,6 +375,11 @@ async fn get_updates(shared: &Shared, params: &Value) -> Value {
         let waiting = shared.new_update.notified();
         {
             let mut inner = shared.inner.lock().unwrap();
+            if offset > 0 {
+                inner
+                    .updates
+                    .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            }
             let mut ready: Vec<Value> = std::mem::take(&mut inner.redelivered);
             ready.extend(
                 inner
@@ -450,6 +461,7 @@ fn answer(shared: &Shared, method: &str, params: &Value, file: Option<Vec<u8>>) 
                 document: file,
                 edits: 0,
                 sent_at: Instant::now(),
+                updated_at: Instant::now(),
             };
             let result = message_json(&message);
             inner.messages.push(message);
@@ -478,6 +490,7 @@ fn answer(shared: &Shared, method: &str, params: &Value, file: Option<Vec<u8>>) 
             // Telegram removes the inline keyboard when an edit does not repeat it.
             message.reply_markup = params.get("reply_markup").cloned().filter(|v| !v.is_null());
             message.edits += 1;
+            message.updated_at = Instant::now();
             json!({"ok": true, "result": message_json(message)})
         }
         other => error(

@@ -24,14 +24,17 @@ const WAIT: Duration = Duration::from_secs(10);
 struct BotUnderTest {
     fake: FakeTelegram,
     t: TestStore,
+    key_byte: u8,
     generator: Arc<ScriptedGenerator>,
-    running: Option<RunningBot>,
+    /// The bot runs in a runtime of its own, as in its own process: shutting it down drops every
+    /// task at once, which is what a crash does.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for BotUnderTest {
     fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -40,40 +43,79 @@ async fn start(key_byte: u8, generator: ScriptedGenerator) -> BotUnderTest {
     let fake = FakeTelegram::start().await;
     let t = test_store(key_byte).await;
     let generator = Arc::new(generator);
+    let runtime = launch(&fake, &t.url, key_byte, generator.clone());
+    BotUnderTest {
+        fake,
+        t,
+        key_byte,
+        generator,
+        runtime: Some(runtime),
+    }
+}
+
+/// Starts the bot the way `medbot serve` does, on its own runtime and database connections.
+fn launch<G: medbot::consult::Generator>(
+    fake: &FakeTelegram,
+    url: &medbot::config::DatabaseUrl,
+    key_byte: u8,
+    generator: Arc<G>,
+) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let settings = TelegramSettings {
         token: TOKEN.to_owned().into(),
         api_url: Some(fake.url.parse().unwrap()),
         doctor_chat: TelegramChatId(DOCTOR_CHAT),
         doctors: vec![TelegramUserId(DOCTOR)],
     };
-    let context = Arc::new(BotContext {
-        service: ConsultationService::new(
-            generator.clone(),
-            t.store.clone(),
-            SystemClock,
-            Arc::new(DraftReviewer::new(DrugLexicon::from_names([
-                "ibuprofen",
-                "paracetamol",
-            ]))),
-            ServiceSettings::default(),
-        ),
-        desk: ReviewDesk::new(t.store.clone(), SystemClock),
-        store: t.store.clone(),
-        doctor_chat: settings.doctor_chat,
-        doctors: settings.doctors.iter().copied().collect(),
-        outbox_ready: Arc::new(tokio::sync::Notify::new()),
-        edit_interval: telegram::EDIT_INTERVAL,
+    let url = url.clone();
+    runtime.spawn(async move {
+        let db = medbot::storage::Database::connect(&url).await.unwrap();
+        let store = medbot::storage::Store::unlock(&db, key_from_byte(key_byte))
+            .await
+            .unwrap();
+        let context = Arc::new(BotContext {
+            service: ConsultationService::new(
+                generator,
+                store.clone(),
+                SystemClock,
+                Arc::new(DraftReviewer::new(DrugLexicon::from_names([
+                    "ibuprofen",
+                    "paracetamol",
+                ]))),
+                ServiceSettings::default(),
+            ),
+            desk: ReviewDesk::new(store.clone(), SystemClock),
+            store,
+            doctor_chat: settings.doctor_chat,
+            doctors: settings.doctors.iter().copied().collect(),
+            outbox_ready: Arc::new(tokio::sync::Notify::new()),
+            edit_interval: telegram::EDIT_INTERVAL,
+        });
+        let _running: RunningBot = telegram::start(telegram::bot(&settings), context);
+        std::future::pending::<()>().await;
     });
-    let running = telegram::start(telegram::bot(&settings), context);
-    BotUnderTest {
-        fake,
-        t,
-        generator,
-        running: Some(running),
-    }
+    runtime
 }
 
 impl BotUnderTest {
+    /// Kills the bot (every task dropped where it stands) and starts it again with `generator`.
+    fn crash_and_restart(&mut self, generator: ScriptedGenerator) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        self.generator = Arc::new(generator);
+        self.runtime = Some(launch(
+            &self.fake,
+            &self.t.url,
+            self.key_byte,
+            self.generator.clone(),
+        ));
+    }
+
     /// The patient agrees to the terms.
     async fn consent(&self, patient: i64) {
         self.fake.patient_says(patient, "/start");
@@ -163,9 +205,11 @@ async fn consent_gate_then_a_three_turn_consultation_with_context() {
     {
         bot.generator
             .push(Script::say(format!("Answer {turn}. Rest and drink water.")));
+        let asked = Instant::now();
         bot.fake.patient_says(patient, question);
         // The final answer (with its line), not only the streamed start of it.
-        bot.fake
+        let messages = bot
+            .fake
             .wait_for(patient, WAIT, "the answer", |m| {
                 m.iter().any(|m| {
                     m.text.starts_with(&format!("Answer {turn}."))
@@ -173,6 +217,16 @@ async fn consent_gate_then_a_three_turn_consultation_with_context() {
                 })
             })
             .await;
+        let answer = messages
+            .iter()
+            .rev()
+            .find(|m| m.text.starts_with(&format!("Answer {turn}.")))
+            .unwrap();
+        println!(
+            "scripted model, turn {turn}: first visible text after {:?}, final answer after {:?}",
+            answer.sent_at - asked,
+            answer.updated_at - asked
+        );
     }
     let last = bot.generator.prompts().pop().unwrap();
     let said: Vec<&str> = last.iter().map(|m| m.content.as_str()).collect();
@@ -563,5 +617,175 @@ async fn history_comes_as_a_file_and_forget_erases_everything() {
         .await
         .unwrap();
         assert_eq!(left, 0, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_generating_still_gives_exactly_one_answer() {
+    let slow = ScriptedGenerator::new(varied_text(800)).with_piece_delay(Duration::from_millis(40));
+    let mut bot = start(89, slow).await;
+    let patient = 509;
+    bot.consent(patient).await;
+    bot.fake.patient_says(patient, "I have a cold, what helps?");
+    // Killed while the model writes (it takes several seconds to finish).
+    let deadline = Instant::now() + WAIT;
+    while bot.generator.calls() == 0 {
+        assert!(Instant::now() < deadline, "the model was never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    bot.crash_and_restart(ScriptedGenerator::new(ANSWER));
+
+    bot.fake
+        .wait_for(
+            patient,
+            Duration::from_secs(20),
+            "the answer after the restart",
+            |m| {
+                m.iter()
+                    .any(|m| m.text.starts_with(ANSWER) && m.text.contains("not medical advice"))
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let answers = bot
+        .fake
+        .messages(patient)
+        .iter()
+        .filter(|m| m.text.contains("not medical advice"))
+        .count();
+    assert_eq!(answers, 1, "{:#?}", bot.fake.messages(patient));
+    assert_eq!(bot.generator.calls(), 1);
+}
+
+/// The real SmolLM2 behind the bot: a patient's question gets an answer, or the notice that a
+/// doctor is reviewing it, through the fake server. Prints the timings the issue asks for.
+#[tokio::test]
+async fn the_bot_answers_with_the_real_model() {
+    use medbot::llm::{Engine, EngineGenerator, EngineOptions, SamplingParams};
+    medbot::llm::configure_threads(1);
+    let engine = Engine::start(EngineOptions::new(crate::llm::smollm2()))
+        .await
+        .unwrap();
+    let generator = Arc::new(EngineGenerator::new(engine, SamplingParams::default()));
+    let fake = FakeTelegram::start().await;
+    let t = test_store(90).await;
+    let runtime = launch(&fake, &t.url, 90, generator);
+    let patient = 510;
+
+    fake.patient_says(patient, "/start");
+    let prompt = fake
+        .wait_for(patient, WAIT, "the consent prompt", |m| !m.is_empty())
+        .await;
+    fake.press(patient, &prompt[0], "consent");
+    fake.wait_for(patient, WAIT, "the thanks", |m| m.len() >= 2)
+        .await;
+
+    let asked = Instant::now();
+    fake.patient_says(
+        patient,
+        "I have had a runny nose and a mild cough for two days. What can I do?",
+    );
+    let messages = fake
+        .wait_for(
+            patient,
+            Duration::from_secs(120),
+            "an answer or a review notice",
+            |m| {
+                m.iter().any(|m| {
+                    m.text.contains("not medical advice") || m.text.contains("doctor is reviewing")
+                })
+            },
+        )
+        .await;
+    let first = messages[2..].iter().map(|m| m.sent_at).min().unwrap();
+    let last = messages[2..]
+        .iter()
+        .find(|m| m.text.contains("not medical advice") || m.text.contains("doctor is reviewing"))
+        .unwrap();
+    println!(
+        "real model: first visible text after {:?}, final text after {:?} ({})",
+        first - asked,
+        last.updated_at - asked,
+        if last.text.contains("doctor is reviewing") {
+            "sent for review"
+        } else {
+            "answered"
+        }
+    );
+    runtime.shutdown_background();
+}
+
+/// The outbox sender under load: 240 replies to 80 patients. Telegram allows about 30 messages a
+/// second in all and one a second per chat; the sender must stay within both and still deliver
+/// everything. Prints the rate it sustained.
+#[tokio::test]
+async fn the_outbox_delivers_a_burst_within_telegrams_limits() {
+    let bot = start(91, ScriptedGenerator::new(ANSWER)).await;
+    let mut patients = Vec::new();
+    for n in 0..80 {
+        let user = 20_000 + n;
+        let id = bot
+            .t
+            .store
+            .register_patient(TelegramUserId(user), TelegramChatId(user), None)
+            .await
+            .unwrap()
+            .id;
+        patients.push((user, id));
+    }
+    let started = Instant::now();
+    for round in 0..3 {
+        for (_, id) in &patients {
+            bot.t
+                .store
+                .enqueue_patient_reply(
+                    *id,
+                    &medbot::crypto::Plaintext::new(format!("reply {round}")),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sends: Vec<(i64, Instant, String)>;
+    loop {
+        sends = patients
+            .iter()
+            .flat_map(|(user, _)| {
+                bot.fake
+                    .messages(*user)
+                    .into_iter()
+                    .map(|m| (m.chat, m.sent_at, m.text))
+            })
+            .collect();
+        if sends.len() >= 240 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sends.len(), 240, "only {} of 240 delivered", sends.len());
+    sends.sort_by_key(|s| s.1);
+    let elapsed = sends.last().unwrap().1 - started;
+    println!(
+        "outbox: 240 messages to 80 chats in {elapsed:?} = {:.1} messages/s",
+        240.0 / elapsed.as_secs_f64()
+    );
+    // At most 30 in any one-second window, and at most one a second per chat, in order.
+    for (i, send) in sends.iter().enumerate() {
+        let in_window = sends[i..]
+            .iter()
+            .take_while(|s| s.1 - send.1 < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 30, "{in_window} sends within one second");
+    }
+    for (user, _) in &patients {
+        let mine: Vec<&(i64, Instant, String)> = sends.iter().filter(|s| s.0 == *user).collect();
+        let texts: Vec<&str> = mine.iter().map(|s| s.2.as_str()).collect();
+        assert_eq!(texts, ["reply 0", "reply 1", "reply 2"]);
+        for pair in mine.windows(2) {
+            assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(950));
+        }
     }
 }
