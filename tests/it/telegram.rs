@@ -306,10 +306,11 @@ async fn every_kind_of_non_text_message_gets_a_kind_answer() {
     }
     bot.fake.patient_edits(patient, "I meant my left ear");
     bot.fake.patient_says(patient, &"a".repeat(20_000));
+    bot.fake.patient_says(patient, " \u{200b} ");
     let messages = bot
         .fake
-        .wait_for(patient, Duration::from_secs(20), "six answers", |m| {
-            m.len() >= before + 6
+        .wait_for(patient, Duration::from_secs(20), "seven answers", |m| {
+            m.len() >= before + 7
         })
         .await;
     let answers: Vec<&str> = messages[before..].iter().map(|m| m.text.as_str()).collect();
@@ -323,6 +324,7 @@ async fn every_kind_of_non_text_message_gets_a_kind_answer() {
     );
     assert!(answers.iter().any(|t| t.contains("edited a message")));
     assert!(answers.iter().any(|t| t.contains("too long")));
+    assert!(answers.iter().any(|t| t.contains("did not find any words")));
     assert_eq!(bot.generator.calls(), 0);
 }
 
@@ -787,5 +789,110 @@ async fn the_outbox_delivers_a_burst_within_telegrams_limits() {
         for pair in mine.windows(2) {
             assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(950));
         }
+    }
+}
+
+/// `medbot serve` itself (the binary, the real SmolLM2) killed with SIGKILL while it generates,
+/// then started again: the patient gets exactly one answer.
+#[tokio::test]
+async fn medbot_serve_killed_mid_answer_answers_exactly_once_after_restart() {
+    let fake = FakeTelegram::start().await;
+    let t = test_store(92).await;
+    let patient = 511;
+    let id = t
+        .store
+        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
+        .await
+        .unwrap()
+        .id;
+    t.store.record_consent(id).await.unwrap();
+    let model = crate::llm::smollm2();
+    let lexicon = fetched("models/drug-lexicon.pkl", "models/fetch-drug-lexicon");
+    let key = key_base64(92);
+    let doctor_chat = DOCTOR_CHAT.to_string();
+    let doctors = DOCTOR.to_string();
+    let env = [
+        ("TELOXIDE_TOKEN", TOKEN),
+        ("TELEGRAM_API_URL", fake.url.as_str()),
+        ("DOCTOR_CHAT_ID", doctor_chat.as_str()),
+        ("DOCTOR_IDS", doctors.as_str()),
+        ("DATABASE_URL", t.url.expose()),
+        ("MEDBOT_MASTER_KEY", key.as_str()),
+        ("MODEL_PATH", model.to_str().unwrap()),
+        ("MEDBOT_DRUG_LEXICON", lexicon.to_str().unwrap()),
+        ("CANDLE_NUM_THREADS", "1"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let serve = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medbot"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.spawn().expect("medbot serve starts")
+    };
+    let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
+    let mut first = serve();
+    wait_until(
+        "the bot to start",
+        60,
+        Box::new(|| calls("setmycommands") >= 1),
+    )
+    .await;
+    fake.patient_says(
+        patient,
+        "I have had a runny nose for two days. What can I do at home?",
+    );
+    wait_until(
+        "the model to start",
+        60,
+        Box::new(|| calls("sendchataction") >= 1),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let answered = |m: &ChatMessage| {
+        m.text.contains("not medical advice") || m.text.contains("doctor is reviewing")
+    };
+    assert_eq!(
+        fake.messages(patient)
+            .iter()
+            .filter(|m| answered(m))
+            .count(),
+        0
+    );
+
+    let mut second = serve();
+    fake.wait_for(
+        patient,
+        Duration::from_secs(120),
+        "the answer after the restart",
+        |m| m.iter().any(answered),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let answers: Vec<String> = fake
+        .messages(patient)
+        .iter()
+        .filter(|m| answered(m))
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+}
+
+async fn wait_until(what: &str, secs: u64, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
