@@ -896,3 +896,38 @@ async fn wait_until(what: &str, secs: u64, check: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A token the server refuses stops `medbot serve` at start-up with one line naming the setting.
+#[tokio::test]
+async fn a_refused_token_is_named_at_start_up() {
+    let fake = FakeTelegram::start().await;
+    let t = test_store(93).await;
+    let key = key_base64(93);
+    let doctor_chat = DOCTOR_CHAT.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let url = fake.url.clone();
+    let db = t.url.expose().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        run_medbot(
+            &["serve"],
+            &[
+                ("TELOXIDE_TOKEN", "7000000001:not-the-right-token"),
+                ("TELEGRAM_API_URL", url.as_str()),
+                ("DOCTOR_CHAT_ID", doctor_chat.as_str()),
+                ("DOCTOR_IDS", "1"),
+                ("DATABASE_URL", db.as_str()),
+                ("MEDBOT_MASTER_KEY", key.as_str()),
+            ],
+            dir.path(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("TELOXIDE_TOKEN") && err.contains("did not accept"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
