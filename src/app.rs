@@ -168,7 +168,6 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
 
     use teloxide::prelude::Requester;
 
-    use crate::consult::{ConsultationService, ReviewDesk, SystemClock};
     use crate::telegram::{self, BotContext};
 
     let settings = config::telegram(env)?;
@@ -200,21 +199,13 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
     telegram::register_commands(&bot)
         .await
         .context("Failed to register the bot's commands")?;
-    let context = Arc::new(BotContext {
-        service: ConsultationService::new(
-            generator,
-            store.clone(),
-            SystemClock,
-            reviewer,
-            service_settings(env)?,
-        ),
-        desk: ReviewDesk::new(store.clone(), SystemClock),
+    let context = Arc::new(BotContext::new(
+        generator,
         store,
-        doctor_chat: settings.doctor_chat,
-        doctors: settings.doctors.iter().copied().collect(),
-        outbox_ready: Arc::new(tokio::sync::Notify::new()),
-        edit_interval: telegram::EDIT_INTERVAL,
-    });
+        reviewer,
+        service_settings(env)?,
+        &settings,
+    ));
     tracing::info!(bot = %me.username(), "medbot is serving");
     eprintln!("medbot is serving as @{}. Ctrl-C to stop.", me.username());
     let running = telegram::start(bot, context);

@@ -150,10 +150,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         message: &str,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
-        let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
-        self.handle_inner(patient, message, false, progress)
-            .instrument(span)
-            .await
+        self.handle_inner(patient, message, false, progress).await
     }
 
     /// As [`ConsultationService::handle`], for a message the patient explicitly sent to a doctor
@@ -167,13 +164,23 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         message: &str,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
+        self.handle_inner(patient, message, true, progress).await
+    }
+
+    async fn handle_inner(
+        &self,
+        patient: PatientId,
+        message: &str,
+        doctor_requested: bool,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
         let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
-        self.handle_inner(patient, message, true, progress)
+        self.consult(patient, message, doctor_requested, progress)
             .instrument(span)
             .await
     }
 
-    async fn handle_inner(
+    async fn consult(
         &self,
         patient: PatientId,
         message: &str,

@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, PgPool};
 pub use audit::{Actor, AuditAction, AuditReport, AuditRow};
 pub use inbox::UpdateReceipt;
 pub use messages::{ReadPurpose, StoredMessage};
-pub use outbox::{ClaimedOutboxItem, DoctorOutboxItem, OutboxKind, PatientOutboxItem};
+pub use outbox::{OutboxItem, OutboxKind};
 pub use patients::{PatientExport, PatientSelector, RegisteredPatient};
 pub use rotation::{RotationError, RotationProgress, RotationReport, rotate_master_key};
 pub use store::{Store, UnlockError};

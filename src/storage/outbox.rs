@@ -72,39 +72,31 @@ impl From<DoctorNoticeKind> for OutboxKind {
     }
 }
 
-/// A message for a patient, taken from the outbox.
+/// A queued message, decrypted.
 #[derive(Debug, Clone)]
-pub struct PatientOutboxItem {
-    pub id: i64,
-    pub kind: String,
-    pub escalation: Option<EscalationId>,
-    pub text: Plaintext,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A message for the doctors, still waiting to be sent.
-#[derive(Debug, Clone)]
-pub struct DoctorOutboxItem {
-    pub id: i64,
-    pub kind: String,
-    pub patient: Option<PatientId>,
-    pub escalation: Option<EscalationId>,
-    pub body: Option<Plaintext>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A message claimed for delivery: it is leased to the sender until `lease` runs out, after which
-/// another sender (or this one after a restart) may take it again.
-#[derive(Debug, Clone)]
-pub struct ClaimedOutboxItem {
+pub struct OutboxItem {
     pub id: i64,
     pub kind: OutboxKind,
     pub patient: Option<PatientId>,
     pub escalation: Option<EscalationId>,
+    /// The text, for kinds that carry one (cards are rendered from their escalation).
     pub body: Option<Plaintext>,
+    /// A message of the bot's that this one replaces (the one that showed the streamed draft).
     pub edit_message_id: Option<i64>,
+    /// Delivery attempts so far, this one included.
     pub attempts: i32,
+    pub created_at: DateTime<Utc>,
 }
+
+impl OutboxItem {
+    /// The body's text, or "" for kinds without one.
+    pub fn text(&self) -> &str {
+        self.body.as_ref().map(|b| b.as_str()).unwrap_or_default()
+    }
+}
+
+const OUTBOX_COLUMNS: &str = "id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, \
+                              record_id, edit_message_id, attempts, created_at";
 
 /// Queues one message on `conn` (inside the caller's transaction).
 pub(crate) async fn insert_outbox(
@@ -152,37 +144,17 @@ impl Store {
     pub async fn take_patient_outbox(
         &self,
         patient: PatientId,
-    ) -> Result<Vec<PatientOutboxItem>, StorageError> {
+    ) -> Result<Vec<OutboxItem>, StorageError> {
         let mut tx = self.pool().begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, kind, escalation_id, body_nonce, body_ciphertext, record_id, created_at
-             FROM outbox
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox
              WHERE patient_id = $1 AND destination = 'patient' AND sent_at IS NULL
-             ORDER BY id FOR UPDATE SKIP LOCKED",
-        )
+             ORDER BY id FOR UPDATE SKIP LOCKED"
+        )))
         .bind(patient.0)
         .fetch_all(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let key = self.data_key(&mut tx, patient).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let text = self
-                .open_body(&key, patient, row)
-                .await?
-                .unwrap_or_else(|| Plaintext::new(""));
-            items.push(PatientOutboxItem {
-                id: row.get("id"),
-                kind: row.get("kind"),
-                escalation: row
-                    .get::<Option<Uuid>, _>("escalation_id")
-                    .map(EscalationId),
-                text,
-                created_at: row.get("created_at"),
-            });
-        }
+        let items = self.outbox_items(&mut tx, &rows).await?;
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         sqlx::query(
             "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
@@ -196,32 +168,46 @@ impl Store {
 
     /// Messages for the doctors not yet delivered, oldest first, decrypted. Read-only: delivering
     /// them is the Telegram sender's job.
-    pub async fn unsent_doctor_notices(&self) -> Result<Vec<DoctorOutboxItem>, StorageError> {
+    pub async fn unsent_doctor_notices(&self) -> Result<Vec<OutboxItem>, StorageError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, record_id, created_at
-             FROM outbox WHERE destination = 'doctors' AND sent_at IS NULL ORDER BY id",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox
+             WHERE destination = 'doctors' AND sent_at IS NULL ORDER BY id"
+        )))
         .fetch_all(&mut *conn)
         .await?;
+        self.outbox_items(&mut conn, &rows).await
+    }
+
+    /// Decodes and decrypts outbox rows.
+    async fn outbox_items(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        rows: &[sqlx::postgres::PgRow],
+    ) -> Result<Vec<OutboxItem>, StorageError> {
         let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let patient = row.get::<Option<Uuid>, _>("patient_id").map(PatientId);
             let body = match patient {
                 Some(patient) if row.get::<Option<Vec<u8>>, _>("body_nonce").is_some() => {
-                    let key = self.data_key(&mut conn, patient).await?;
+                    let key = self.data_key(conn, patient).await?;
                     self.open_body(&key, patient, row).await?
                 }
                 _ => None,
             };
-            items.push(DoctorOutboxItem {
+            let kind: String = row.get("kind");
+            items.push(OutboxItem {
                 id: row.get("id"),
-                kind: row.get("kind"),
+                kind: kind.parse().map_err(|e: crate::domain::UnknownValue| {
+                    StorageError::Corrupt(e.to_string())
+                })?,
                 patient,
                 escalation: row
                     .get::<Option<Uuid>, _>("escalation_id")
                     .map(EscalationId),
                 body,
+                edit_message_id: row.get("edit_message_id"),
+                attempts: row.get("attempts"),
                 created_at: row.get("created_at"),
             });
         }
@@ -279,44 +265,19 @@ impl Store {
         &self,
         limit: i64,
         lease: std::time::Duration,
-    ) -> Result<Vec<ClaimedOutboxItem>, StorageError> {
-        let rows = sqlx::query(
+    ) -> Result<Vec<OutboxItem>, StorageError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET not_before = now() + $2, attempts = attempts + 1
              WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND not_before <= now()
                           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, record_id,
-                       edit_message_id, attempts",
-        )
+             RETURNING {OUTBOX_COLUMNS}"
+        )))
         .bind(limit)
         .bind(lease)
         .fetch_all(self.pool())
         .await?;
-        let mut items = Vec::with_capacity(rows.len());
         let mut conn = self.pool().acquire().await?;
-        for row in &rows {
-            let patient = row.get::<Option<Uuid>, _>("patient_id").map(PatientId);
-            let body = match patient {
-                Some(patient) if row.get::<Option<Vec<u8>>, _>("body_nonce").is_some() => {
-                    let key = self.data_key(&mut conn, patient).await?;
-                    self.open_body(&key, patient, row).await?
-                }
-                _ => None,
-            };
-            let kind: String = row.get("kind");
-            items.push(ClaimedOutboxItem {
-                id: row.get("id"),
-                kind: kind.parse().map_err(|e: crate::domain::UnknownValue| {
-                    StorageError::Corrupt(e.to_string())
-                })?,
-                patient,
-                escalation: row
-                    .get::<Option<Uuid>, _>("escalation_id")
-                    .map(EscalationId),
-                body,
-                edit_message_id: row.get("edit_message_id"),
-                attempts: row.get("attempts"),
-            });
-        }
+        let mut items = self.outbox_items(&mut conn, &rows).await?;
         items.sort_by_key(|i| i.id);
         Ok(items)
     }

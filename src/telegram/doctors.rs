@@ -132,11 +132,7 @@ pub(super) fn card_text(record: &EscalationRecord) -> String {
     let reasons: Vec<String> = record
         .reasons
         .iter()
-        .map(|code| {
-            serde_json::from_value::<ReviewReason>(serde_json::Value::String(code.clone()))
-                .map(|r| r.describe().to_owned())
-                .unwrap_or_else(|_| code.clone())
-        })
+        .map(|code| ReviewReason::describe_code(code))
         .collect();
     let draft = record.draft.as_str();
     format!(

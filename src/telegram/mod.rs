@@ -42,6 +42,31 @@ pub struct BotContext<G> {
 }
 
 impl<G: Generator> BotContext<G> {
+    /// The bot's parts on one store: the consultation, the doctors' desk, the delivery.
+    pub fn new(
+        generator: Arc<G>,
+        store: Store,
+        reviewer: Arc<crate::triage::DraftReviewer>,
+        service: crate::consult::ServiceSettings,
+        telegram: &TelegramSettings,
+    ) -> Self {
+        Self {
+            service: ConsultationService::new(
+                generator,
+                store.clone(),
+                SystemClock,
+                reviewer,
+                service,
+            ),
+            desk: ReviewDesk::new(store.clone(), SystemClock),
+            store,
+            doctor_chat: telegram.doctor_chat,
+            doctors: telegram.doctors.iter().copied().collect(),
+            outbox_ready: Arc::new(Notify::new()),
+            edit_interval: EDIT_INTERVAL,
+        }
+    }
+
     pub fn is_doctor(&self, user: TelegramUserId) -> bool {
         self.doctors.contains(&user)
     }

@@ -166,7 +166,7 @@ async fn deliver_outbox(store: &Store, patient: PatientId) -> anyhow::Result<usi
     let items = store.take_patient_outbox(patient).await?;
     let mut out = std::io::stdout();
     for item in &items {
-        writeln!(out, "\n[from the doctors' review]\n{}", item.text.as_str())?;
+        writeln!(out, "\n[from the doctors' review]\n{}", item.text())?;
     }
     out.flush()?;
     Ok(items.len())

@@ -10,7 +10,7 @@ use crate::cli::ReviewCommand;
 use crate::config::Env;
 use crate::consult::{DecideError, EscalationRecord, ReviewDesk, SystemClock, Verdict};
 use crate::domain::{EscalationId, TelegramUserId};
-use crate::storage::Store;
+use crate::storage::{OutboxKind, Store};
 use crate::terminal::chat::short_id;
 use crate::triage::ReviewReason;
 
@@ -74,14 +74,14 @@ async fn list(store: &Store, desk: &ReviewDesk<Store, SystemClock>) -> anyhow::R
         .unsent_doctor_notices()
         .await?
         .into_iter()
-        .filter(|n| n.kind == "emergency_alert")
+        .filter(|n| n.kind == OutboxKind::EmergencyAlert)
         .collect();
     for alert in &alerts {
         writeln!(
             out,
             "ALERT {}\n{}\n",
             alert.created_at.format("%Y-%m-%d %H:%M UTC"),
-            alert.body.as_ref().map(|b| b.as_str()).unwrap_or("")
+            alert.text()
         )?;
     }
     let pending = desk.pending().await?;
@@ -108,11 +108,7 @@ fn print_card(out: &mut impl Write, record: &EscalationRecord) -> std::io::Resul
     let reasons: Vec<String> = record
         .reasons
         .iter()
-        .map(|code| {
-            serde_json::from_value::<ReviewReason>(serde_json::Value::String(code.clone()))
-                .map(|r| r.describe().to_owned())
-                .unwrap_or_else(|_| code.clone())
-        })
+        .map(|code| ReviewReason::describe_code(code))
         .collect();
     writeln!(
         out,

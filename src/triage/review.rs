@@ -45,6 +45,13 @@ impl ReviewReason {
         }
     }
 
+    /// What a doctor reads for a stored reason code; an unknown code is shown as it is.
+    pub fn describe_code(code: &str) -> String {
+        serde_json::from_value::<ReviewReason>(serde_json::Value::String(code.to_owned()))
+            .map(|r| r.describe().to_owned())
+            .unwrap_or_else(|_| code.to_owned())
+    }
+
     /// What a doctor reads on the card.
     pub fn describe(self) -> &'static str {
         match self {

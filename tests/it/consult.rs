@@ -93,7 +93,7 @@ impl Harness {
             .await
             .unwrap()
             .into_iter()
-            .map(|m| m.text.as_str().to_owned())
+            .map(|m| m.text().to_owned())
             .collect()
     }
 
@@ -104,7 +104,7 @@ impl Harness {
             .await
             .unwrap()
             .into_iter()
-            .map(|n| n.kind)
+            .map(|n| n.kind.as_str().to_owned())
             .collect()
     }
 
@@ -249,7 +249,7 @@ async fn an_emergency_gets_fixed_advice_at_once_never_reaches_the_model_and_aler
 
     let notices = h.t.store.unsent_doctor_notices().await.unwrap();
     assert_eq!(notices.len(), 1);
-    assert_eq!(notices[0].kind, "emergency_alert");
+    assert_eq!(notices[0].kind.as_str(), "emergency_alert");
     let body = notices[0].body.as_ref().unwrap().as_str().to_owned();
     assert!(body.contains(&patient.reference()) && body.contains("chest_pain_with_danger_signs"));
 

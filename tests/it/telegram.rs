@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use medbot::config::TelegramSettings;
+use medbot::consult::ServiceSettings;
 use medbot::consult::testing::{Script, ScriptedGenerator};
-use medbot::consult::{ConsultationService, ReviewDesk, ServiceSettings, SystemClock};
 use medbot::domain::{EscalationStatus, TelegramChatId, TelegramUserId};
 use medbot::storage::ReadPurpose;
 use medbot::telegram::{self, BotContext, RunningBot};
@@ -77,24 +77,17 @@ fn launch<G: medbot::consult::Generator>(
         let store = medbot::storage::Store::unlock(&db, key_from_byte(key_byte))
             .await
             .unwrap();
-        let context = Arc::new(BotContext {
-            service: ConsultationService::new(
-                generator,
-                store.clone(),
-                SystemClock,
-                Arc::new(DraftReviewer::new(DrugLexicon::from_names([
-                    "ibuprofen",
-                    "paracetamol",
-                ]))),
-                ServiceSettings::default(),
-            ),
-            desk: ReviewDesk::new(store.clone(), SystemClock),
+        let reviewer = Arc::new(DraftReviewer::new(DrugLexicon::from_names([
+            "ibuprofen",
+            "paracetamol",
+        ])));
+        let context = Arc::new(BotContext::new(
+            generator,
             store,
-            doctor_chat: settings.doctor_chat,
-            doctors: settings.doctors.iter().copied().collect(),
-            outbox_ready: Arc::new(tokio::sync::Notify::new()),
-            edit_interval: telegram::EDIT_INTERVAL,
-        });
+            reviewer,
+            ServiceSettings::default(),
+            &settings,
+        ));
         let _running: RunningBot = telegram::start(telegram::bot(&settings), context);
         std::future::pending::<()>().await;
     });
