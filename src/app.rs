@@ -34,11 +34,24 @@ pub async fn open_local_store(env: &dyn Env, local_key: LocalKey) -> anyhow::Res
     db.migrate()
         .await
         .with_context(|| format!("Failed to migrate {}", url.redacted()))?;
-    let key = match config::master_key_if_set(env)? {
-        Some(key) => key,
-        None => local_master_key(env, local_key)?,
+    let (key, local) = match config::master_key_if_set(env)? {
+        Some(key) => (key, false),
+        None => (local_master_key(env, local_key)?, true),
     };
-    Ok(Store::unlock(&db, key).await?)
+    match Store::unlock(&db, key).await {
+        Err(
+            crate::storage::UnlockError::WrongKey { .. }
+            | crate::storage::UnlockError::RetiredKey { .. },
+        ) if local => {
+            bail!(
+                "the database {} was set up with another master key than the local one in {}; \
+                 set MEDBOT_MASTER_KEY_FILE to the key it was set up with, or DATABASE_URL to another database",
+                url.redacted(),
+                config::data_dir(env)?.join("master.key").display()
+            )
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The master key kept in the data folder for machines where none is configured.
