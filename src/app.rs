@@ -236,3 +236,106 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
 }
+
+/// The knowledge base on the database (created and migrated when needed; no master key: it holds
+/// no patient data), with the embedding model fetched when the default one is missing.
+///
+/// # Errors
+/// The database or the model.
+pub async fn knowledge_base(env: &dyn Env) -> anyhow::Result<crate::knowledge::KnowledgeBase> {
+    let url = config::database_url_or_default(env)?;
+    let db = Database::connect_or_create(&url).await?;
+    db.migrate()
+        .await
+        .with_context(|| format!("Failed to migrate {}", url.redacted()))?;
+    let dir = config::embedder_path(env);
+    let marker = dir.join("model.safetensors");
+    let default_marker = Path::new(config::DEFAULT_EMBEDDER_PATH).join("model.safetensors");
+    ensure_fetched(
+        &marker,
+        &default_marker.to_string_lossy(),
+        "models/fetch-embedder",
+        "embedding model",
+    )?;
+    let embedder = tokio::task::spawn_blocking(move || crate::knowledge::Embedder::load(&dir))
+        .await
+        .context("the embedding model's loader stopped")??;
+    Ok(crate::knowledge::KnowledgeBase::new(
+        db,
+        std::sync::Arc::new(embedder),
+    ))
+}
+
+/// `medbot kb ...`.
+///
+/// # Errors
+/// The database, the model, or an unreadable folder.
+pub async fn kb(env: &dyn Env, command: crate::cli::KbCommand) -> anyhow::Result<()> {
+    use crate::cli::KbCommand;
+    let base = knowledge_base(env).await?;
+    match command {
+        KbCommand::Import {
+            folder,
+            retire_missing,
+        } => {
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} documents ({elapsed}, {eta} left)",
+                )
+                .expect("a valid template"),
+            );
+            let started = std::time::Instant::now();
+            let report = base
+                .import(&folder, retire_missing, &mut |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })
+                .await?;
+            bar.finish_and_clear();
+            println!(
+                "Imported {} new and {} changed document(s) ({} passages); {} unchanged; {} retired; {:.1} s.",
+                report.added,
+                report.replaced,
+                report.passages,
+                report.unchanged,
+                report.retired,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        KbCommand::List => {
+            let documents = base.documents().await?;
+            for d in &documents {
+                println!(
+                    "{}{:>4} passages  {}  [{}]  {}",
+                    if d.retired { "(retired) " } else { "" },
+                    d.passages,
+                    d.title,
+                    d.source.as_deref().unwrap_or("no source"),
+                    d.path
+                );
+            }
+            println!("{} document(s).", documents.len());
+        }
+        KbCommand::Search { query, top } => {
+            let loaded = base.load().await?;
+            for found in loaded.search(&query, top).await? {
+                println!(
+                    "{:.3}  {} — {}  [{}]
+       {}
+",
+                    found.score,
+                    found.title,
+                    found.heading,
+                    found.source.as_deref().unwrap_or("no source"),
+                    found
+                        .text
+                        .chars()
+                        .take(240)
+                        .collect::<String>()
+                        .replace('\n', " ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

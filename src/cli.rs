@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(long)]
         requantize: Option<crate::llm::Requantize>,
     },
+    /// The knowledge base: import documents, list them, search them.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
     /// Triage one case: read the patient's message from standard input and print one JSON line
     /// {"level": "...", "reasons": [...]}. No database, no model.
     Triage,
@@ -165,5 +170,25 @@ pub enum ReviewCommand {
         note: Option<String>,
         #[arg(long, default_value_t = 0)]
         doctor: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Import the Markdown and text files under a folder (front matter: title, source, licence,
+    /// date). Unchanged documents are skipped; changed ones have their passages replaced.
+    Import {
+        folder: PathBuf,
+        /// Stop using documents that are no longer in the folder.
+        #[arg(long)]
+        retire_missing: bool,
+    },
+    /// List the imported documents.
+    List,
+    /// The passages most similar to a question, with scores and sources.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
     },
 }

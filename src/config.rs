@@ -24,6 +24,7 @@ pub const MEDBOT_DRUG_LEXICON: &str = "MEDBOT_DRUG_LEXICON";
 pub const MEDBOT_REVIEW_TIMEOUT_MINUTES: &str = "MEDBOT_REVIEW_TIMEOUT_MINUTES";
 pub const MEDBOT_DATA_DIR: &str = "MEDBOT_DATA_DIR";
 pub const MEDBOT_REQUANTIZE: &str = "MEDBOT_REQUANTIZE";
+pub const MEDBOT_EMBEDDER: &str = "MEDBOT_EMBEDDER";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -32,6 +33,8 @@ pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// The drug dictionary models/fetch-drug-lexicon writes.
 pub const DEFAULT_DRUG_LEXICON_PATH: &str = "models/drug-lexicon.pkl";
+/// The embedding model models/fetch-embedder unpacks.
+pub const DEFAULT_EMBEDDER_PATH: &str = "models/all-MiniLM-L6-v2";
 /// How long a draft waits for a doctor when nothing is configured.
 pub const DEFAULT_REVIEW_TIMEOUT_MINUTES: i64 = 30;
 
@@ -238,6 +241,13 @@ pub fn drug_lexicon_path(env: &dyn Env) -> PathBuf {
     non_empty(env, MEDBOT_DRUG_LEXICON)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DRUG_LEXICON_PATH))
+}
+
+/// `MEDBOT_EMBEDDER`, or the default embedding model's folder.
+pub fn embedder_path(env: &dyn Env) -> PathBuf {
+    non_empty(env, MEDBOT_EMBEDDER)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_EMBEDDER_PATH))
 }
 
 /// `MEDBOT_REVIEW_TIMEOUT_MINUTES`: how long a draft waits for a doctor (1 minute to 7 days).

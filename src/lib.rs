@@ -12,6 +12,7 @@ pub mod consult;
 pub mod context;
 pub mod crypto;
 pub mod domain;
+pub mod knowledge;
 pub mod llm;
 pub mod storage;
 pub mod telegram;

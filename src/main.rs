@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => admin::audit(&env, command).await,
         Command::Check => admin::check(&env).await,
         Command::Serve => medbot::app::serve(&env).await,
+        Command::Kb { command } => medbot::app::kb(&env, command).await,
         Command::Chat { patient } => medbot::terminal::chat::run(&env, &patient).await,
         Command::Review { command } => {
             let command = command.unwrap_or(medbot::cli::ReviewCommand::List);

@@ -6,6 +6,7 @@
 mod audit;
 mod escalations;
 mod inbox;
+mod knowledge;
 mod messages;
 mod outbox;
 mod patients;
@@ -20,6 +21,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use audit::{Actor, AuditAction, AuditReport, AuditRow};
 pub use inbox::UpdateReceipt;
+pub use knowledge::{KbDocument, KbDocumentRecord, KbFingerprint, KbPassage};
 pub use messages::{ReadPurpose, StoredMessage};
 pub use outbox::{OutboxItem, OutboxKind};
 pub use patients::{PatientExport, PatientSelector, RegisteredPatient};

@@ -8,6 +8,7 @@ mod tiny_model;
 mod chat;
 mod cli;
 mod consult;
+mod knowledge;
 mod llm;
 mod storage;
 mod telegram;
