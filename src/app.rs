@@ -217,6 +217,7 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
         store,
         reviewer,
         service_settings(env)?,
+        knowledge_source(env).await,
         &settings,
     ));
     tracing::info!(bot = %me.username(), "medbot is serving");
@@ -264,6 +265,33 @@ pub async fn knowledge_base(env: &dyn Env) -> anyhow::Result<crate::knowledge::K
         db,
         std::sync::Arc::new(embedder),
     ))
+}
+
+/// The knowledge base for answers, when one has been imported into this database and the embedding
+/// model is here; `None` (answers go ahead without sources) otherwise.
+pub async fn knowledge_source(
+    env: &dyn Env,
+) -> Option<std::sync::Arc<dyn crate::consult::KnowledgeSource>> {
+    let dir = config::embedder_path(env);
+    if !dir.join("model.safetensors").is_file() {
+        return None;
+    }
+    let base = match knowledge_base(env).await {
+        Ok(base) => base,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "answering without the knowledge base"
+            );
+            return None;
+        }
+    };
+    match base.documents().await {
+        Ok(documents) if documents.iter().any(|d| !d.retired) => Some(std::sync::Arc::new(
+            crate::knowledge::CachedKnowledge::new(base),
+        )),
+        _ => None,
+    }
 }
 
 /// `medbot kb ...`.

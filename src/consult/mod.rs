@@ -22,8 +22,8 @@ pub mod wording;
 pub use desk::{DecideError, ReviewDesk, Verdict};
 pub use ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, DraftStream, EscalationRecord,
-    EscalationStore, Generator, GeneratorError, NewEscalation, Notifier, Resolution,
-    ResolveOutcome, StoreError, SystemClock, Turn,
+    EscalationStore, Generator, GeneratorError, KnowledgeSource, KnowledgeUnavailable,
+    NewEscalation, Notifier, Reference, Resolution, ResolveOutcome, StoreError, SystemClock, Turn,
 };
 pub use service::{
     ConsultError, ConsultationService, Outcome, Progress, Reply, ServiceSettings, ServiceStore,

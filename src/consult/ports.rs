@@ -263,6 +263,42 @@ pub trait Notifier: Send + Sync + 'static {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Knowledge
+
+/// A passage from the knowledge base that may ground an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub title: String,
+    /// A URL or DOI link.
+    pub source: Option<String>,
+    pub heading: String,
+    pub text: String,
+    /// Similarity to the question, 0 to 1.
+    pub score: f32,
+}
+
+/// Why no passages came back; the service answers without them.
+#[derive(Debug, thiserror::Error)]
+#[error("the knowledge base failed: {0}")]
+pub struct KnowledgeUnavailable(pub String);
+
+/// Where the service looks up passages for a question. Boxed futures: the service holds it as a
+/// trait object, so that running without a knowledge base needs no extra type parameter.
+pub trait KnowledgeSource: Send + Sync + 'static {
+    /// The `k` passages most similar to `query`, best first.
+    ///
+    /// # Errors
+    /// [`KnowledgeUnavailable`] when the index or the embedding model fails.
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        k: usize,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Vec<Reference>, KnowledgeUnavailable>> + Send + 'a>,
+    >;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Time
 
 /// Where the service gets the time, so that tests can move it.

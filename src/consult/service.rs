@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use super::ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationStore, Generator,
-    GeneratorError, NewEscalation, Notifier, StoreError,
+    GeneratorError, KnowledgeSource, NewEscalation, Notifier, Reference, StoreError,
 };
 use super::wording;
 use crate::context::{self, ContextBudget, ContextError, HistoryMessage};
@@ -29,6 +29,10 @@ pub struct ServiceSettings {
     pub answer_tokens: usize,
     /// Longer messages are refused with a kind explanation (Telegram's own limit is 4096).
     pub max_message_chars: usize,
+    /// Passages looked up per question.
+    pub references: usize,
+    /// Passages less similar than this to the question are not used.
+    pub reference_threshold: f32,
 }
 
 impl Default for ServiceSettings {
@@ -37,6 +41,8 @@ impl Default for ServiceSettings {
             review_timeout: chrono::Duration::minutes(30),
             answer_tokens: 384,
             max_message_chars: 4000,
+            references: 4,
+            reference_threshold: 0.45,
         }
     }
 }
@@ -114,6 +120,7 @@ pub struct ConsultationService<G, S, C> {
     clock: C,
     reviewer: Arc<DraftReviewer>,
     settings: ServiceSettings,
+    knowledge: Option<Arc<dyn KnowledgeSource>>,
 }
 
 impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
@@ -130,7 +137,15 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             clock,
             reviewer,
             settings,
+            knowledge: None,
         }
+    }
+
+    /// Grounds answers in a knowledge base: passages similar to the question go into the prompt
+    /// and their sources under the answer.
+    pub fn with_knowledge(mut self, knowledge: Arc<dyn KnowledgeSource>) -> Self {
+        self.knowledge = Some(knowledge);
+        self
     }
 
     pub fn settings(&self) -> &ServiceSettings {
@@ -306,8 +321,21 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         };
 
         let history = self.store.current_topic(patient).await?;
+        let references = self.references(&history).await;
+        let system = grounded_system_prompt(
+            language,
+            &references,
+            self.prompt_budget().prompt_tokens() * 2 / 5,
+            self.generator.as_ref(),
+        );
         let draft = match self
-            .write_draft(&history, language, !review_certain, &mut relay)
+            .write_draft(
+                &history,
+                &system.prompt,
+                language,
+                !review_certain,
+                &mut relay,
+            )
             .await
         {
             Ok(draft) => draft,
@@ -327,10 +355,16 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             }
         }
 
+        // The sources are part of the answer a doctor reviews and the patient sees.
+        let draft_text = format!(
+            "{}{}",
+            draft.text.trim(),
+            wording::sources(language, &system.used)
+        );
         let reply = if reasons.is_empty() {
             let text = format!(
                 "{}\n\n{}",
-                draft.text.trim(),
+                draft_text,
                 wording::not_medical_advice(language)
             );
             self.store
@@ -345,7 +379,11 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     question,
                     level: assessment.level,
                     reasons: reasons.clone(),
-                    draft: Plaintext::new(draft.text.trim()),
+                    draft: Plaintext::new(if draft.text.trim().is_empty() {
+                        String::new()
+                    } else {
+                        draft_text
+                    }),
                     expires_at: self.clock.now() + self.settings.review_timeout,
                 })
                 .await?;
@@ -421,6 +459,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     async fn write_draft(
         &self,
         history: &[super::ports::Turn],
+        system_prompt: &str,
         language: Language,
         stream: bool,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
@@ -435,12 +474,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         let mut budget = self.prompt_budget();
         let mut attempts = 0;
         let mut events = loop {
-            let built = context::build(
-                wording::system_prompt(language),
-                &history,
-                self.generator.as_ref(),
-                budget,
-            )?;
+            let built = context::build(system_prompt, &history, self.generator.as_ref(), budget)?;
             tracing::debug!(
                 prompt_tokens = built.tokens,
                 dropped = built.dropped_exchanges,
@@ -482,6 +516,33 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         )))
     }
 
+    /// Passages for the newest question, with the patient's previous message as context. A
+    /// knowledge base that fails is logged and the answer goes ahead without it.
+    async fn references(&self, history: &[super::ports::Turn]) -> Vec<Reference> {
+        let Some(knowledge) = &self.knowledge else {
+            return Vec::new();
+        };
+        let mut asked = history
+            .iter()
+            .rev()
+            .filter(|t| t.role == Role::Patient)
+            .take(2)
+            .map(|t| t.text.as_str())
+            .collect::<Vec<_>>();
+        asked.reverse();
+        let query = asked.join("\n");
+        match knowledge.retrieve(&query, self.settings.references).await {
+            Ok(found) => found
+                .into_iter()
+                .filter(|r| r.score >= self.settings.reference_threshold)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "answering without the knowledge base");
+                Vec::new()
+            }
+        }
+    }
+
     /// Starts a new topic for the patient (`/new`): the history stays, the context starts afresh.
     ///
     /// # Errors
@@ -489,6 +550,47 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
         self.store.start_new_topic(patient).await
     }
+}
+
+/// The system prompt with the passages that fit, and which ones those are.
+struct GroundedPrompt {
+    prompt: String,
+    used: Vec<Reference>,
+}
+
+/// The role and limits, then the reference passages (numbered, as many as fit `budget` tokens), or
+/// the instruction that there are none.
+fn grounded_system_prompt(
+    language: Language,
+    references: &[Reference],
+    budget: usize,
+    counter: &dyn crate::context::TokenCounter,
+) -> GroundedPrompt {
+    let mut prompt = wording::system_prompt(language).to_owned();
+    let mut used = Vec::new();
+    let mut passages = String::new();
+    for reference in references {
+        let entry = format!(
+            "\n[{}] {} — {}: {}",
+            used.len() + 1,
+            reference.title,
+            reference.heading,
+            reference.text
+        );
+        if counter.count(&prompt) + counter.count(&passages) + counter.count(&entry) > budget {
+            break;
+        }
+        passages.push_str(&entry);
+        used.push(reference.clone());
+    }
+    prompt.push_str("\n\n");
+    if used.is_empty() {
+        prompt.push_str(wording::no_references(language));
+    } else {
+        prompt.push_str(wording::references_intro(language));
+        prompt.push_str(&passages);
+    }
+    GroundedPrompt { prompt, used }
 }
 
 #[derive(Debug, thiserror::Error)]

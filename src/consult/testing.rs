@@ -211,3 +211,28 @@ impl Clock for ManualClock {
         *self.now.lock().expect("not poisoned")
     }
 }
+
+/// A knowledge base that always returns the same passages (scores included).
+#[derive(Debug, Clone, Default)]
+pub struct StaticKnowledge(pub Vec<super::ports::Reference>);
+
+impl super::ports::KnowledgeSource for StaticKnowledge {
+    fn retrieve<'a>(
+        &'a self,
+        _query: &'a str,
+        k: usize,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        Vec<super::ports::Reference>,
+                        super::ports::KnowledgeUnavailable,
+                    >,
+                > + Send
+                + 'a,
+        >,
+    > {
+        let found = self.0.iter().take(k).cloned().collect();
+        Box::pin(async move { Ok(found) })
+    }
+}

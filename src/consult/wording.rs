@@ -230,6 +230,55 @@ pub fn consent_notice(language: Language) -> &'static str {
     }
 }
 
+/// Before the reference passages in the system prompt.
+pub fn references_intro(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "Base your answer on these reference passages where they apply, and do not add facts they do not support:"
+        }
+        Language::Chinese => "请尽量依据以下参考资料作答，不要添加资料中没有依据的内容：",
+    }
+}
+
+/// When the knowledge base has nothing on the question.
+pub fn no_references(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "No reference passage matched this question. Say plainly that you have no reference for it, keep to general advice, and do not invent facts or sources."
+        }
+        Language::Chinese => {
+            "没有找到与此问题相关的参考资料。请明确说明没有参考依据，只给出一般性建议，不要编造事实或来源。"
+        }
+    }
+}
+
+/// The sources under an answer: title and link of each passage given to the model.
+pub fn sources(language: Language, used: &[super::ports::Reference]) -> String {
+    if used.is_empty() {
+        return String::new();
+    }
+    let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+    for r in used {
+        let key = (r.title.as_str(), r.source.as_deref());
+        if !seen.contains(&key) {
+            seen.push(key);
+        }
+    }
+    let mut text = String::from(match language {
+        Language::English => "\n\nSources:",
+        Language::Chinese => "\n\n参考来源：",
+    });
+    for (title, source) in seen {
+        text.push_str("\n• ");
+        text.push_str(title);
+        if let Some(source) = source {
+            text.push_str(" — ");
+            text.push_str(source);
+        }
+    }
+    text
+}
+
 /// Shown when a message is too long to answer.
 pub fn message_too_long(language: Language, max_chars: usize) -> String {
     match language {

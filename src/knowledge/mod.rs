@@ -246,6 +246,71 @@ impl LoadedKnowledge {
     }
 }
 
+/// How long a loaded index is used before the database is read again (imports show up after this).
+const RELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The knowledge base as the consultation's `KnowledgeSource`: the index is loaded on first use and
+/// reloaded every few minutes, so that an import reaches a running bot.
+pub struct CachedKnowledge {
+    base: KnowledgeBase,
+    loaded: tokio::sync::RwLock<Option<(std::time::Instant, Arc<LoadedKnowledge>)>>,
+}
+
+impl CachedKnowledge {
+    pub fn new(base: KnowledgeBase) -> Self {
+        Self {
+            base,
+            loaded: tokio::sync::RwLock::new(None),
+        }
+    }
+
+    async fn current(&self) -> Result<Arc<LoadedKnowledge>, KnowledgeError> {
+        if let Some((at, loaded)) = self.loaded.read().await.as_ref()
+            && at.elapsed() < RELOAD_AFTER
+        {
+            return Ok(loaded.clone());
+        }
+        let loaded = Arc::new(self.base.load().await?);
+        *self.loaded.write().await = Some((std::time::Instant::now(), loaded.clone()));
+        Ok(loaded)
+    }
+}
+
+impl crate::consult::KnowledgeSource for CachedKnowledge {
+    fn retrieve<'a>(
+        &'a self,
+        query: &'a str,
+        k: usize,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        Vec<crate::consult::Reference>,
+                        crate::consult::KnowledgeUnavailable,
+                    >,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let unavailable =
+                |e: KnowledgeError| crate::consult::KnowledgeUnavailable(e.to_string());
+            let loaded = self.current().await.map_err(unavailable)?;
+            let found = loaded.search(query, k).await.map_err(unavailable)?;
+            Ok(found
+                .into_iter()
+                .map(|f| crate::consult::Reference {
+                    title: f.title,
+                    source: f.source,
+                    heading: f.heading,
+                    text: f.text,
+                    score: f.score,
+                })
+                .collect())
+        })
+    }
+}
+
 /// Markdown and text files under `folder`, sorted, hidden files left out.
 fn documents_under(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();

@@ -48,16 +48,16 @@ impl<G: Generator> BotContext<G> {
         store: Store,
         reviewer: Arc<crate::triage::DraftReviewer>,
         service: crate::consult::ServiceSettings,
+        knowledge: Option<Arc<dyn crate::consult::KnowledgeSource>>,
         telegram: &TelegramSettings,
     ) -> Self {
+        let consultation =
+            ConsultationService::new(generator, store.clone(), SystemClock, reviewer, service);
         Self {
-            service: ConsultationService::new(
-                generator,
-                store.clone(),
-                SystemClock,
-                reviewer,
-                service,
-            ),
+            service: match knowledge {
+                Some(knowledge) => consultation.with_knowledge(knowledge),
+                None => consultation,
+            },
             desk: ReviewDesk::new(store.clone(), SystemClock),
             store,
             doctor_chat: telegram.doctor_chat,

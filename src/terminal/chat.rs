@@ -31,13 +31,20 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
     let generator = Arc::new(app::start_generator(env).await?);
     let settings = app::service_settings(env)?;
     let max_chars = settings.max_message_chars;
-    let service = ConsultationService::new(
+    let mut service = ConsultationService::new(
         generator.clone(),
         store.clone(),
         SystemClock,
         reviewer,
         settings,
     );
+    let grounded = match app::knowledge_source(env).await {
+        Some(knowledge) => {
+            service = service.with_knowledge(knowledge);
+            true
+        }
+        None => false,
+    };
     let desk = ReviewDesk::new(store.clone(), SystemClock);
 
     let user = local_user(patient_name);
@@ -52,6 +59,12 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
         patient.reference(),
         generator.engine().model_name()
     )?;
+    if !grounded {
+        writeln!(
+            out,
+            "(No knowledge base: answers come without sources. To add one: models/fetch-knowledge && medbot kb import models/knowledge)"
+        )?;
+    }
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     if !store.has_consented(patient).await? {

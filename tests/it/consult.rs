@@ -707,3 +707,107 @@ async fn bad_messages_get_a_clear_error_and_store_nothing() {
     let outcome = h.send(patient, "Ｉ ｈａｖｅ ａ ｃｏｌｄ 🤧 e\u{301}").await;
     assert!(matches!(outcome.reply, Reply::Answer { .. }));
 }
+
+#[tokio::test]
+async fn retrieved_passages_reach_the_prompt_and_their_sources_the_answer() {
+    use medbot::consult::Reference;
+    use medbot::consult::testing::StaticKnowledge;
+
+    let t = test_store(71).await;
+    let generator = Arc::new(ScriptedGenerator::new(FALLBACK));
+    let reference = |title: &str, source: &str, text: &str, score: f32| Reference {
+        title: title.into(),
+        source: Some(source.into()),
+        heading: "Self-care".into(),
+        text: text.into(),
+        score,
+    };
+    let knowledge = StaticKnowledge(vec![
+        reference(
+            "Common cold",
+            "https://doi.org/10.1/cold",
+            "Rest, fluids and honey in warm water help most colds.",
+            0.71,
+        ),
+        reference(
+            "Sore throat",
+            "https://doi.org/10.1/throat",
+            "Gargling salt water can ease a sore throat.",
+            0.52,
+        ),
+        reference(
+            "Gout",
+            "https://doi.org/10.1/gout",
+            "Unrelated passage.",
+            0.20,
+        ),
+    ]);
+    let service = ConsultationService::new(
+        generator.clone(),
+        t.store.clone(),
+        Arc::new(ManualClock::new(chrono::Utc::now())),
+        Arc::new(DraftReviewer::new(DrugLexicon::from_names(["ibuprofen"]))),
+        ServiceSettings::default(),
+    )
+    .with_knowledge(Arc::new(knowledge));
+    let patient = t
+        .store
+        .register_patient(TelegramUserId(9), TelegramChatId(9), None)
+        .await
+        .unwrap()
+        .id;
+    let outcome = service
+        .handle(patient, "I have a cold and a sore throat", &mut |_| {})
+        .await
+        .unwrap();
+    let prompt = generator.prompts().pop().unwrap();
+    let system = &prompt[0].content;
+    assert!(system.contains("[1] Common cold — Self-care: Rest, fluids and honey"));
+    assert!(system.contains("[2] Sore throat"));
+    assert!(
+        !system.contains("Gout"),
+        "a passage under the threshold was used"
+    );
+    let Reply::Answer { text } = outcome.reply else {
+        panic!("{:?}", outcome.reply)
+    };
+    assert!(text.contains("Sources:"));
+    assert!(text.contains("Common cold — https://doi.org/10.1/cold"));
+    assert!(text.contains("Sore throat — https://doi.org/10.1/throat"));
+    assert!(!text.contains("gout"));
+
+    // An escalated draft carries its sources to the doctor's card.
+    generator.push(Script::say("You could take ibuprofen."));
+    let outcome = service
+        .handle(patient, "my cold is worse", &mut |_| {})
+        .await
+        .unwrap();
+    let (id, _) = escalation_of(&outcome);
+    let record = t.store.load_escalation(id).await.unwrap();
+    assert!(record.draft.as_str().contains("Sources:"));
+
+    // Nothing relevant: the model is told so, and no sources are claimed.
+    let service = ConsultationService::new(
+        generator.clone(),
+        t.store.clone(),
+        Arc::new(ManualClock::new(chrono::Utc::now())),
+        Arc::new(DraftReviewer::new(DrugLexicon::from_names(["ibuprofen"]))),
+        ServiceSettings::default(),
+    )
+    .with_knowledge(Arc::new(StaticKnowledge(vec![reference(
+        "Gout",
+        "https://doi.org/10.1/gout",
+        "Unrelated.",
+        0.1,
+    )])));
+    let outcome = service
+        .handle(patient, "how much water should I drink", &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        generator.prompts().pop().unwrap()[0]
+            .content
+            .contains("No reference passage matched this question")
+    );
+    assert!(!outcome.reply.text().contains("Sources:"));
+}

@@ -86,6 +86,7 @@ fn launch<G: medbot::consult::Generator>(
             store,
             reviewer,
             ServiceSettings::default(),
+            None,
             &settings,
         ));
         let _running: RunningBot = telegram::start(telegram::bot(&settings), context);
