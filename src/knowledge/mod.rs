@@ -3,6 +3,7 @@
 
 pub mod document;
 pub mod embed;
+pub mod glossary;
 pub mod index;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone)]
 pub struct Found {
     pub score: f32,
+    /// The document's path, as imported.
+    pub path: String,
     pub title: String,
     pub source: Option<String>,
     pub heading: String,
@@ -216,7 +219,7 @@ impl LoadedKnowledge {
     pub async fn search(&self, query: &str, k: usize) -> Result<Vec<Found>, KnowledgeError> {
         let vector = self
             .base
-            .embed(vec![query.to_owned()])
+            .embed(vec![glossary::expand(query)])
             .await?
             .pop()
             .unwrap_or_default();
@@ -236,6 +239,7 @@ impl LoadedKnowledge {
                 let p = &self.passages[i];
                 Some(Found {
                     score: hit.score,
+                    path: p.path.clone(),
                     title: p.title.clone(),
                     source: p.source.clone(),
                     heading: p.heading.clone(),

@@ -46,6 +46,8 @@ pub struct KbDocumentRecord<'a> {
 #[derive(Debug, Clone)]
 pub struct KbPassage {
     pub id: i64,
+    /// The document's path, as imported.
+    pub path: String,
     pub title: String,
     pub source: Option<String>,
     pub heading: String,
@@ -150,7 +152,7 @@ impl Database {
     /// Every passage of the documents in use.
     pub async fn kb_active_passages(&self) -> Result<Vec<KbPassage>, StorageError> {
         let rows = sqlx::query(
-            "SELECT p.id, d.title, d.source, p.heading, p.text, p.embedding
+            "SELECT p.id, d.path, d.title, d.source, p.heading, p.text, p.embedding
              FROM kb_passages p JOIN kb_documents d ON d.id = p.document_id
              WHERE d.retired_at IS NULL ORDER BY p.id",
         )
@@ -160,6 +162,7 @@ impl Database {
             .into_iter()
             .map(|row| KbPassage {
                 id: row.get("id"),
+                path: row.get("path"),
                 title: row.get("title"),
                 source: row.get("source"),
                 heading: row.get("heading"),
