@@ -157,3 +157,61 @@ fn embeddings_are_unit_length_and_similar_sentences_are_close() {
     let alone = embedder.embed(&["A man is eating food."]).unwrap();
     assert!(sim(&alone[0], &vectors[0]) > 0.9999);
 }
+
+/// The candle embedding matches the reference model: cosine similarities computed once with
+/// sentence-transformers (5.x, CPU) on the same all-MiniLM-L6-v2 files, within 1e-3.
+#[test]
+fn embeddings_match_sentence_transformers() {
+    const REFERENCE: [(&str, &str, f32); 7] = [
+        (
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            0.755_337_1,
+        ),
+        (
+            "A man is eating food.",
+            "The girl is carrying a baby.",
+            -0.104_958_42,
+        ),
+        (
+            "I have a sore throat and a fever.",
+            "My throat hurts and I feel hot.",
+            0.696_015_9,
+        ),
+        (
+            "It burns when I pee.",
+            "Dysuria is a symptom of urinary tract infection.",
+            0.383_785_13,
+        ),
+        (
+            "Chest pain spreading to the left arm",
+            "Acute coronary syndrome presents with chest pain radiating to the arm.",
+            0.713_353_04,
+        ),
+        (
+            "How do I treat a minor burn?",
+            "Cool the burn under running water for 20 minutes.",
+            0.658_751_96,
+        ),
+        ("我头疼", "I have a headache", 0.243_459_64),
+    ];
+    let embedder = embedder();
+    for (a, b, expected) in REFERENCE {
+        let v = embedder.embed(&[a, b]).unwrap();
+        let got = medbot::knowledge::embed::similarity(&v[0], &v[1]);
+        assert!(
+            (got - expected).abs() < 1e-3,
+            "{a:?} / {b:?}: {got} against {expected}"
+        );
+    }
+    let v = embedder
+        .embed(&["A man is eating food."])
+        .unwrap()
+        .remove(0);
+    let first = [
+        0.033242, 0.004406, -0.006277, 0.048379, -0.138702, -0.033617,
+    ];
+    for (got, expected) in v.iter().zip(first) {
+        assert!((got - expected).abs() < 1e-4, "{got} against {expected}");
+    }
+}
