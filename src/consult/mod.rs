@@ -23,7 +23,8 @@ pub use desk::{DecideError, ReviewDesk, Verdict};
 pub use ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, DraftStream, EscalationRecord,
     EscalationStore, Generator, GeneratorError, KnowledgeSource, KnowledgeUnavailable,
-    NewEscalation, Notifier, Reference, Resolution, ResolveOutcome, StoreError, SystemClock, Turn,
+    NewEscalation, Notifier, Reference, Resolution, ResolveOutcome, Retrieval, StoreError,
+    SystemClock, Turn,
 };
 pub use service::{
     ConsultError, ConsultationService, Outcome, Progress, Reply, ServiceSettings, ServiceStore,

@@ -282,6 +282,11 @@ pub struct Reference {
 #[error("the knowledge base failed: {0}")]
 pub struct KnowledgeUnavailable(pub String);
 
+/// What [`KnowledgeSource::retrieve`] returns.
+pub type Retrieval<'a> = std::pin::Pin<
+    Box<dyn Future<Output = Result<Vec<Reference>, KnowledgeUnavailable>> + Send + 'a>,
+>;
+
 /// Where the service looks up passages for a question. Boxed futures: the service holds it as a
 /// trait object, so that running without a knowledge base needs no extra type parameter.
 pub trait KnowledgeSource: Send + Sync + 'static {

@@ -217,21 +217,7 @@ impl Clock for ManualClock {
 pub struct StaticKnowledge(pub Vec<super::ports::Reference>);
 
 impl super::ports::KnowledgeSource for StaticKnowledge {
-    fn retrieve<'a>(
-        &'a self,
-        _query: &'a str,
-        k: usize,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<
-                        Vec<super::ports::Reference>,
-                        super::ports::KnowledgeUnavailable,
-                    >,
-                > + Send
-                + 'a,
-        >,
-    > {
+    fn retrieve<'a>(&'a self, _query: &'a str, k: usize) -> super::ports::Retrieval<'a> {
         let found = self.0.iter().take(k).cloned().collect();
         Box::pin(async move { Ok(found) })
     }

@@ -281,21 +281,7 @@ impl CachedKnowledge {
 }
 
 impl crate::consult::KnowledgeSource for CachedKnowledge {
-    fn retrieve<'a>(
-        &'a self,
-        query: &'a str,
-        k: usize,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<
-                        Vec<crate::consult::Reference>,
-                        crate::consult::KnowledgeUnavailable,
-                    >,
-                > + Send
-                + 'a,
-        >,
-    > {
+    fn retrieve<'a>(&'a self, query: &'a str, k: usize) -> crate::consult::Retrieval<'a> {
         Box::pin(async move {
             let unavailable =
                 |e: KnowledgeError| crate::consult::KnowledgeUnavailable(e.to_string());
