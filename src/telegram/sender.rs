@@ -21,6 +21,8 @@ use crate::storage::{OutboxItem, OutboxKind, Store};
 
 /// How long a claimed message is reserved for this sender before another may take it.
 const LEASE: Duration = Duration::from_secs(60);
+/// How long a stopping sender keeps delivering what is due.
+const DRAIN: Duration = Duration::from_secs(10);
 /// Messages claimed at a time.
 const BATCH: i64 = 20;
 /// Telegram: about one message a second in a private chat, twenty a minute in a group, thirty a
@@ -152,6 +154,22 @@ impl OutboxSender {
                 }
                 continue;
             }
+            for item in items {
+                self.deliver(item).await;
+            }
+        }
+        self.drain().await;
+    }
+
+    /// On shutdown: delivers what is already due (the answers of the work just finished), for at
+    /// most `DRAIN`; anything left waits for the next start.
+    async fn drain(&mut self) {
+        let deadline = Instant::now() + DRAIN;
+        while Instant::now() < deadline {
+            let items = match self.store.claim_due_outbox(BATCH, LEASE).await {
+                Ok(items) if !items.is_empty() => items,
+                _ => return,
+            };
             for item in items {
                 self.deliver(item).await;
             }

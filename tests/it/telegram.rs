@@ -800,37 +800,8 @@ async fn medbot_serve_killed_mid_answer_answers_exactly_once_after_restart() {
         .unwrap()
         .id;
     t.store.record_consent(id).await.unwrap();
-    let model = crate::llm::smollm2();
-    let lexicon = fetched("models/drug-lexicon.pkl", "models/fetch-drug-lexicon");
-    let key = key_base64(92);
-    let doctor_chat = DOCTOR_CHAT.to_string();
-    let doctors = DOCTOR.to_string();
-    let env = [
-        ("TELOXIDE_TOKEN", TOKEN),
-        ("TELEGRAM_API_URL", fake.url.as_str()),
-        ("DOCTOR_CHAT_ID", doctor_chat.as_str()),
-        ("DOCTOR_IDS", doctors.as_str()),
-        ("DATABASE_URL", t.url.expose()),
-        ("MEDBOT_MASTER_KEY", key.as_str()),
-        ("MODEL_PATH", model.to_str().unwrap()),
-        ("MEDBOT_DRUG_LEXICON", lexicon.to_str().unwrap()),
-        ("CANDLE_NUM_THREADS", "1"),
-    ];
     let dir = tempfile::tempdir().unwrap();
-    let serve = || {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medbot"));
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        command.spawn().expect("medbot serve starts")
-    };
+    let serve = || serve_binary(&fake, &t, 92, dir.path());
     let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
     let mut first = serve();
     wait_until(
@@ -924,4 +895,72 @@ async fn a_refused_token_is_named_at_start_up() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// SIGTERM while `medbot serve` (the real binary and model) is answering: it finishes the answer,
+/// delivers it, and exits cleanly.
+#[tokio::test]
+async fn medbot_serve_stopped_with_sigterm_finishes_the_answer_in_hand() {
+    let fake = FakeTelegram::start().await;
+    let t = test_store(94).await;
+    let patient = 512;
+    let id = t
+        .store
+        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
+        .await
+        .unwrap()
+        .id;
+    t.store.record_consent(id).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = serve_binary(&fake, &t, 94, dir.path());
+    let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
+    wait_until("the bot to start", 60, || calls("setmycommands") >= 1).await;
+    fake.patient_says(
+        patient,
+        "I have had a runny nose for two days. What can I do at home?",
+    );
+    wait_until("the model to start", 60, || calls("sendchataction") >= 1).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &bot.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || bot.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+    let answered = fake
+        .messages(patient)
+        .iter()
+        .any(|m| m.text.contains("not medical advice") || m.text.contains("doctor is reviewing"));
+    assert!(answered, "{:#?}", fake.messages(patient));
+}
+
+/// `medbot serve` as an operator starts it, against the fake server and the test's database.
+fn serve_binary(
+    fake: &FakeTelegram,
+    t: &TestStore,
+    key_byte: u8,
+    dir: &std::path::Path,
+) -> std::process::Child {
+    let model = crate::llm::smollm2();
+    let lexicon = fetched("models/drug-lexicon.pkl", "models/fetch-drug-lexicon");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medbot"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TELOXIDE_TOKEN", TOKEN)
+        .env("TELEGRAM_API_URL", &fake.url)
+        .env("DOCTOR_CHAT_ID", DOCTOR_CHAT.to_string())
+        .env("DOCTOR_IDS", DOCTOR.to_string())
+        .env("DATABASE_URL", t.url.expose())
+        .env("MEDBOT_MASTER_KEY", key_base64(key_byte))
+        .env("MODEL_PATH", &model)
+        .env("MEDBOT_DRUG_LEXICON", &lexicon)
+        .env("CANDLE_NUM_THREADS", "1")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command.spawn().expect("medbot serve starts")
 }
