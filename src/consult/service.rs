@@ -190,18 +190,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
         let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
-        self.consult(patient, message, doctor_requested, progress)
-            .instrument(span)
-            .await
-    }
-
-    async fn consult(
-        &self,
-        patient: PatientId,
-        message: &str,
-        doctor_requested: bool,
-        progress: &mut (dyn FnMut(Progress<'_>) + Send),
-    ) -> Result<Outcome, ConsultError> {
+        async move {
         let started = Instant::now();
         let message = message.trim();
         let language = Language::of_text(message);
@@ -243,6 +232,9 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             .await?;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "handled");
         Ok(outcome)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Answers the patient's newest message if nothing has yet: the work a crash cut short (the

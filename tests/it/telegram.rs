@@ -793,33 +793,17 @@ async fn medbot_serve_killed_mid_answer_answers_exactly_once_after_restart() {
     let fake = FakeTelegram::start().await;
     let t = test_store(92).await;
     let patient = 511;
-    let id = t
-        .store
-        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
-        .await
-        .unwrap()
-        .id;
-    t.store.record_consent(id).await.unwrap();
+    consented_patient(&t, patient).await;
     let dir = tempfile::tempdir().unwrap();
     let serve = || serve_binary(&fake, &t, 92, dir.path());
     let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
     let mut first = serve();
-    wait_until(
-        "the bot to start",
-        60,
-        Box::new(|| calls("setmycommands") >= 1),
-    )
-    .await;
+    wait_until("the bot to start", 60, || calls("setmycommands") >= 1).await;
     fake.patient_says(
         patient,
         "I have had a runny nose for two days. What can I do at home?",
     );
-    wait_until(
-        "the model to start",
-        60,
-        Box::new(|| calls("sendchataction") >= 1),
-    )
-    .await;
+    wait_until("the model to start", 60, || calls("sendchataction") >= 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
@@ -904,13 +888,7 @@ async fn medbot_serve_stopped_with_sigterm_finishes_the_answer_in_hand() {
     let fake = FakeTelegram::start().await;
     let t = test_store(94).await;
     let patient = 512;
-    let id = t
-        .store
-        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
-        .await
-        .unwrap()
-        .id;
-    t.store.record_consent(id).await.unwrap();
+    consented_patient(&t, patient).await;
     let dir = tempfile::tempdir().unwrap();
     let mut bot = serve_binary(&fake, &t, 94, dir.path());
     let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
@@ -963,4 +941,15 @@ fn serve_binary(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     command.spawn().expect("medbot serve starts")
+}
+
+/// A patient who has already agreed to the terms (the binary tests skip the consent flow).
+async fn consented_patient(t: &TestStore, patient: i64) {
+    let id = t
+        .store
+        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
+        .await
+        .unwrap()
+        .id;
+    t.store.record_consent(id).await.unwrap();
 }
