@@ -16,6 +16,9 @@ use crate::crypto::Plaintext;
 use crate::domain::{EscalationId, Language, MessageId, PatientId, Role, TriageLevel};
 use crate::triage::{self, Assessment, DraftFacts, DraftReviewer, ReviewReason};
 
+/// Triage reads at most this much of a message (Telegram's own limit is 4096).
+const TRIAGE_CHARS: usize = 20_000;
+
 /// Everything the service needs from storage, in one bound.
 pub trait ServiceStore: ConversationStore + EscalationStore + Notifier + Clone {}
 impl<T: ConversationStore + EscalationStore + Notifier + Clone> ServiceStore for T {}
@@ -197,6 +200,18 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         if !message.chars().any(char::is_alphanumeric) {
             return Err(ConsultError::EmptyMessage);
         }
+        // Triage comes before any limit: an emergency is answered however long the message is.
+        let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
+        let assessment = triage::assess(&triaged);
+        progress(Progress::Triaged(&assessment));
+        tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reasons, "triaged");
+
+        if assessment.is_emergency() {
+            return Ok(self
+                .answer_emergency(patient, message, assessment, language, false)
+                .await);
+        }
+
         let chars = message.chars().count();
         let tokens = self.generator.count(message);
         let fixed = self.generator.count(wording::system_prompt(language))
@@ -206,16 +221,6 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             || fixed + tokens > self.prompt_budget().prompt_tokens()
         {
             return Err(ConsultError::MessageTooLong { chars, tokens });
-        }
-
-        let assessment = triage::assess(message);
-        progress(Progress::Triaged(&assessment));
-        tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reasons, "triaged");
-
-        if assessment.is_emergency() {
-            return Ok(self
-                .answer_emergency(patient, message, assessment, language)
-                .await);
         }
 
         let text = Plaintext::new(message);
@@ -260,15 +265,10 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         tracing::info!(patient = %patient.log_tag(), "resuming an unanswered message");
         if assessment.is_emergency() {
             let language = Language::of_text(message);
-            let advice = wording::emergency_advice(language, &assessment.reasons);
-            self.store
-                .record(patient, Role::Assistant, &Plaintext::new(advice.as_str()))
-                .await?;
-            return Ok(Some(Outcome {
-                assessment,
-                language,
-                reply: Reply::Emergency { text: advice },
-            }));
+            return Ok(Some(
+                self.answer_emergency(patient, message, assessment, language, true)
+                    .await,
+            ));
         }
         self.answer(patient, last.id, message, assessment, false, progress)
             .await
@@ -397,13 +397,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     }
 
     /// The fixed advice, then (best effort) the record and the doctors' alert: a database that is
-    /// down must not hold back the advice.
+    /// down must not hold back the advice. `already_stored` when resuming a stored message.
     async fn answer_emergency(
         &self,
         patient: PatientId,
         message: &str,
         assessment: Assessment,
         language: Language,
+        already_stored: bool,
     ) -> Outcome {
         let advice = wording::emergency_advice(language, &assessment.reasons);
         let alert = format!(
@@ -413,9 +414,11 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             message
         );
         let stored = async {
-            self.store
-                .record(patient, Role::Patient, &Plaintext::new(message))
-                .await?;
+            if !already_stored {
+                self.store
+                    .record(patient, Role::Patient, &Plaintext::new(message))
+                    .await?;
+            }
             self.store
                 .notify_doctors(
                     patient,

@@ -703,6 +703,20 @@ async fn bad_messages_get_a_clear_error_and_store_nothing() {
     assert!(h.conversation(patient).await.is_empty());
     assert_eq!(h.generator.calls(), 0);
 
+    // An emergency is answered however long the message: the length limit comes after triage.
+    let long = format!(
+        "{} I have crushing chest pain down my left arm and I'm sweating",
+        "I was at work today and felt unwell. ".repeat(200)
+    );
+    let outcome = h.send(patient, &long).await;
+    assert!(
+        matches!(outcome.reply, Reply::Emergency { .. }),
+        "{:?}",
+        outcome.reply
+    );
+    assert_eq!(h.generator.calls(), 0);
+    assert_eq!(h.conversation(patient).await.len(), 2);
+
     // Odd Unicode that has words in it is handled.
     let outcome = h.send(patient, "Ｉ ｈａｖｅ ａ ｃｏｌｄ 🤧 e\u{301}").await;
     assert!(matches!(outcome.reply, Reply::Answer { .. }));
@@ -810,4 +824,39 @@ async fn retrieved_passages_reach_the_prompt_and_their_sources_the_answer() {
             .contains("No reference passage matched this question")
     );
     assert!(!outcome.reply.text().contains("Sources:"));
+}
+
+#[tokio::test]
+async fn resuming_an_unanswered_emergency_gives_the_advice_and_alerts_the_doctors_once() {
+    let h = harness(72).await;
+    let patient = h.patient(9101).await;
+    // Stored, then the process died before answering.
+    h.t.store
+        .append_message(
+            patient,
+            Role::Patient,
+            &medbot::crypto::Plaintext::new("my husband collapsed and is not responding"),
+        )
+        .await
+        .unwrap();
+    let outcome = h
+        .service
+        .resume(patient, &mut |_| {})
+        .await
+        .unwrap()
+        .expect("something to answer");
+    assert!(matches!(outcome.reply, Reply::Emergency { .. }));
+    assert_eq!(h.generator.calls(), 0);
+    let conversation = h.conversation(patient).await;
+    assert_eq!(conversation.len(), 2, "{conversation:?}");
+    assert_eq!(conversation[1].0, Role::Assistant);
+    assert_eq!(h.doctor_outbox_kinds().await, ["emergency_alert"]);
+    // Answered now: nothing left to resume.
+    assert!(
+        h.service
+            .resume(patient, &mut |_| {})
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
