@@ -212,12 +212,13 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
     telegram::register_commands(&bot)
         .await
         .context("Failed to register the bot's commands")?;
+    let knowledge = knowledge_source(env, &store).await;
     let context = Arc::new(BotContext::new(
         generator,
         store,
         reviewer,
         service_settings(env)?,
-        knowledge_source(env).await,
+        knowledge,
         &settings,
     ));
     tracing::info!(bot = %me.username(), "medbot is serving");
@@ -258,39 +259,50 @@ pub async fn knowledge_base(env: &dyn Env) -> anyhow::Result<crate::knowledge::K
         "models/fetch-embedder",
         "embedding model",
     )?;
-    let embedder = tokio::task::spawn_blocking(move || crate::knowledge::Embedder::load(&dir))
-        .await
-        .context("the embedding model's loader stopped")??;
+    open_knowledge(db, dir).await
+}
+
+async fn open_knowledge(
+    db: Database,
+    embedder_dir: std::path::PathBuf,
+) -> anyhow::Result<crate::knowledge::KnowledgeBase> {
+    let embedder =
+        tokio::task::spawn_blocking(move || crate::knowledge::Embedder::load(&embedder_dir))
+            .await
+            .context("the embedding model's loader stopped")??;
     Ok(crate::knowledge::KnowledgeBase::new(
         db,
         std::sync::Arc::new(embedder),
     ))
 }
 
-/// The knowledge base for answers, when one has been imported into this database and the embedding
-/// model is here; `None` (answers go ahead without sources) otherwise.
+/// The knowledge base for answers, on the store's own database, when documents have been imported
+/// there and the embedding model is here; `None` (answers go ahead without sources) otherwise.
+/// The model is loaded only when there is something to search.
 pub async fn knowledge_source(
     env: &dyn Env,
+    store: &Store,
 ) -> Option<std::sync::Arc<dyn crate::consult::KnowledgeSource>> {
     let dir = config::embedder_path(env);
     if !dir.join("model.safetensors").is_file() {
         return None;
     }
-    let base = match knowledge_base(env).await {
-        Ok(base) => base,
+    let db = Database::from_pool(store.pool().clone());
+    match db.kb_documents().await {
+        Ok(documents) if documents.iter().any(|d| !d.retired) => {}
+        _ => return None,
+    }
+    match open_knowledge(db, dir).await {
+        Ok(base) => Some(std::sync::Arc::new(crate::knowledge::CachedKnowledge::new(
+            base,
+        ))),
         Err(e) => {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "answering without the knowledge base"
             );
-            return None;
+            None
         }
-    };
-    match base.documents().await {
-        Ok(documents) if documents.iter().any(|d| !d.retired) => Some(std::sync::Arc::new(
-            crate::knowledge::CachedKnowledge::new(base),
-        )),
-        _ => None,
     }
 }
 

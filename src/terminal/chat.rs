@@ -38,7 +38,7 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
         reviewer,
         settings,
     );
-    let grounded = match app::knowledge_source(env).await {
+    let grounded = match app::knowledge_source(env, &store).await {
         Some(knowledge) => {
             service = service.with_knowledge(knowledge);
             true
