@@ -625,7 +625,8 @@ impl SentenceGate {
         if end <= self.shown {
             return GateStep::Wait;
         }
-        if reviewer.review_passage(&text[self.shown..end]).is_empty() {
+        let passage = &text[self.shown..end];
+        if reviewer.review_passage(passage).is_empty() && !repeats(&text[..self.shown], passage) {
             self.shown = end;
             GateStep::Show(&text[..end])
         } else {
@@ -633,6 +634,16 @@ impl SentenceGate {
             GateStep::Closed
         }
     }
+}
+
+/// Whether `passage` says again a sentence already shown: a model that loops is cut off before the
+/// patient reads the loop (the whole draft is then checked for repetition at the end).
+fn repeats(shown: &str, passage: &str) -> bool {
+    passage
+        .split(['.', '!', '?', '\n', '。', '！', '？'])
+        .map(str::trim)
+        .filter(|s| s.chars().count() >= 12)
+        .any(|s| shown.contains(s))
 }
 
 /// The byte offset just past the last finished sentence: a full stop, question or exclamation
@@ -686,6 +697,16 @@ mod tests {
                 &reviewer
             ),
             GateStep::Wait
+        ));
+        let mut looping = SentenceGate::new(true);
+        let once = "Rest in a warm room. Drink plenty of water. ";
+        assert!(matches!(
+            looping.advance(once, &reviewer),
+            GateStep::Show(_)
+        ));
+        assert!(matches!(
+            looping.advance(&format!("{once}{once}"), &reviewer),
+            GateStep::Closed
         ));
         let mut shut = SentenceGate::new(false);
         assert!(matches!(shut.advance("Fine. ", &reviewer), GateStep::Wait));
