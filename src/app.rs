@@ -332,6 +332,9 @@ pub async fn kb(env: &dyn Env, command: crate::cli::KbCommand) -> anyhow::Result
                 })
                 .await?;
             bar.finish_and_clear();
+            for skipped in &report.skipped {
+                eprintln!("skipped {skipped}");
+            }
             println!(
                 "Imported {} new and {} changed document(s) ({} passages); {} unchanged; {} retired; {:.1} s.",
                 report.added,
@@ -358,6 +361,11 @@ pub async fn kb(env: &dyn Env, command: crate::cli::KbCommand) -> anyhow::Result
         }
         KbCommand::Search { query, top } => {
             let loaded = base.load().await?;
+            if loaded.is_empty() {
+                bail!(
+                    "the knowledge base is empty; import documents first (models/fetch-knowledge && medbot kb import models/knowledge)"
+                );
+            }
             for found in loaded.search(&query, top).await? {
                 println!(
                     "{:.3}  {} — {}  [{}]

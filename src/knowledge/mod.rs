@@ -43,6 +43,8 @@ pub struct ImportReport {
     pub unchanged: usize,
     pub retired: u64,
     pub passages: usize,
+    /// Files that could not be read as text, with the reason; the rest were imported.
+    pub skipped: Vec<String>,
 }
 
 /// A passage found by a search, with where it comes from.
@@ -110,10 +112,15 @@ impl KnowledgeBase {
                 .to_string_lossy()
                 .into_owned();
             present.push(relative.clone());
-            let text = std::fs::read_to_string(file).map_err(|source| KnowledgeError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    // One unreadable file (not UTF-8, no permission) must not stop the import.
+                    report.skipped.push(format!("{relative}: {e}"));
+                    progress(done + 1, files.len());
+                    continue;
+                }
+            };
             let sha = sha2::Sha256::digest(text.as_bytes()).to_vec();
             let before = self.db.kb_fingerprint(&relative).await?;
             if before

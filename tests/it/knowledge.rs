@@ -34,6 +34,7 @@ async fn import_skips_unchanged_replaces_changed_retires_removed_and_finds_parap
     std::fs::create_dir(dir.path().join("more")).unwrap();
     write(&dir.path().join("more"), "sleep.txt", SLEEP);
     write(dir.path(), "ignored.pdf", "not a document");
+    std::fs::write(dir.path().join("broken.md"), [0xff, 0xfe, 0x00, 0x9f]).unwrap();
 
     let mut calls = 0;
     let first = base
@@ -41,8 +42,11 @@ async fn import_skips_unchanged_replaces_changed_retires_removed_and_finds_parap
         .await
         .unwrap();
     assert_eq!((first.added, first.replaced, first.unchanged), (3, 0, 0));
+    // A file that is not text is reported and the others are imported.
+    assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
+    assert!(first.skipped[0].starts_with("broken.md"));
     assert!(first.passages >= 4, "{first:?}");
-    assert_eq!(calls, 3);
+    assert_eq!(calls, 4);
     let documents = base.documents().await.unwrap();
     let cold = documents.iter().find(|d| d.path == "cold.md").unwrap();
     assert_eq!(cold.title, "Common cold");
