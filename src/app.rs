@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 
 use crate::admin::write_private_file;
+use crate::assessment::SharedKnowledge;
 use crate::config::{self, Env};
 use crate::consult::ServiceSettings;
 use crate::crypto::MasterKey;
@@ -167,8 +168,24 @@ pub fn load_reviewer(env: &dyn Env) -> anyhow::Result<DraftReviewer> {
 pub fn service_settings(env: &dyn Env) -> Result<ServiceSettings, config::ConfigError> {
     Ok(ServiceSettings {
         review_timeout: config::review_timeout(env)?,
+        compose_symptom_answers: config::compose_answers(env)?,
         ..ServiceSettings::default()
     })
+}
+
+/// The clinical knowledge to assess with: `MEDBOT_CLINICAL_DATA` (checked now, and watched for
+/// changes every 30 s) or the built-in set.
+///
+/// # Errors
+/// The folder's files are invalid; the message names the file and field.
+pub fn clinical_knowledge(env: &dyn Env) -> anyhow::Result<std::sync::Arc<SharedKnowledge>> {
+    let Some(folder) = config::clinical_data(env) else {
+        return Ok(SharedKnowledge::builtin());
+    };
+    let shared = SharedKnowledge::from_dir(folder)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config::MEDBOT_CLINICAL_DATA))?;
+    tokio::spawn(std::sync::Arc::clone(&shared).watch(std::time::Duration::from_secs(30)));
+    Ok(shared)
 }
 
 /// `medbot serve`: checks the token, the database, the key, the model and the doctors' chat (saying
@@ -213,14 +230,17 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
         .await
         .context("Failed to register the bot's commands")?;
     let knowledge = knowledge_source(env, &store).await;
-    let context = Arc::new(BotContext::new(
-        generator,
-        store,
-        reviewer,
-        service_settings(env)?,
-        knowledge,
-        &settings,
-    ));
+    let context = Arc::new(
+        BotContext::new(
+            generator,
+            store,
+            reviewer,
+            service_settings(env)?,
+            knowledge,
+            &settings,
+        )
+        .with_clinical_knowledge(clinical_knowledge(env)?),
+    );
     tracing::info!(bot = %me.username(), "medbot is serving");
     eprintln!("medbot is serving as @{}. Ctrl-C to stop.", me.username());
     let running = telegram::start(bot, context);

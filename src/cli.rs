@@ -83,12 +83,46 @@ pub enum Command {
         command: KbCommand,
     },
     /// Triage one case: read the patient's message from standard input and print one JSON line
-    /// {"level": "...", "reasons": [...]}. No database, no model.
-    Triage,
+    /// {"level", "reasons", "findings": [...], "conditions": [{"name", "icd10", "probability",
+    /// "supporting"}]}. No database, no model.
+    Triage {
+        /// Read one {"text": "..."} object per line (or {"messages": ["...", "..."]} for a
+        /// conversation) and print one result line for each, in order.
+        #[arg(long)]
+        jsonl: bool,
+        /// Assess with the clinical knowledge in this folder instead of the built-in one.
+        #[arg(long, env = "MEDBOT_CLINICAL_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// The clinical knowledge (findings and conditions) the assessment uses.
+    Assessment {
+        #[command(subcommand)]
+        command: AssessmentCommand,
+    },
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssessmentCommand {
+    /// Validate a folder of clinical knowledge (laid out like data/) and say what it holds; the
+    /// built-in set when no folder is given.
+    Check { folder: Option<PathBuf> },
+    /// Measure the assessment on case sets (JSON lines with "level", "icd10" and "text"; files or
+    /// folders): triage accuracy, confusion matrix, emergencies under-triaged, diagnosis top-1/3/5,
+    /// overall and per language and style.
+    Eval {
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+        /// Assess with the clinical knowledge in this folder instead of the built-in one.
+        #[arg(long, env = "MEDBOT_CLINICAL_DATA")]
+        data: Option<PathBuf>,
+        /// Also list every case assessed wrongly (level, or diagnosis not in the top 3).
+        #[arg(long)]
+        misses: bool,
     },
 }
 

@@ -25,6 +25,8 @@ pub const MEDBOT_REVIEW_TIMEOUT_MINUTES: &str = "MEDBOT_REVIEW_TIMEOUT_MINUTES";
 pub const MEDBOT_DATA_DIR: &str = "MEDBOT_DATA_DIR";
 pub const MEDBOT_REQUANTIZE: &str = "MEDBOT_REQUANTIZE";
 pub const MEDBOT_EMBEDDER: &str = "MEDBOT_EMBEDDER";
+pub const MEDBOT_CLINICAL_DATA: &str = "MEDBOT_CLINICAL_DATA";
+pub const MEDBOT_COMPOSE_ANSWERS: &str = "MEDBOT_COMPOSE_ANSWERS";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -280,6 +282,37 @@ pub fn data_dir(env: &dyn Env) -> Result<PathBuf, ConfigError> {
         None => Err(ConfigError::new(
             MEDBOT_DATA_DIR,
             "is not set and there is no HOME to put the local master key in",
+        )),
+    }
+}
+
+/// `MEDBOT_CLINICAL_DATA`: a folder of clinical knowledge to use instead of the built-in one.
+pub fn clinical_data(env: &dyn Env) -> Option<PathBuf> {
+    non_empty(env, MEDBOT_CLINICAL_DATA).map(PathBuf::from)
+}
+
+/// `MEDBOT_COMPOSE_ANSWERS` (auto, always, never): whether symptom questions are answered from the
+/// assessment's vetted texts instead of the model. `auto` (the default) composes when the model is
+/// the small bundled one, which cannot be trusted to write medicine.
+pub fn compose_answers(env: &dyn Env) -> Result<bool, ConfigError> {
+    let small_default = || {
+        let path = model_path(env);
+        path == Path::new(DEFAULT_MODEL_PATH)
+            || path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_ascii_lowercase().contains("135m"))
+    };
+    match non_empty(env, MEDBOT_COMPOSE_ANSWERS)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("auto") => Ok(small_default()),
+        Some("always") => Ok(true),
+        Some("never") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            MEDBOT_COMPOSE_ANSWERS,
+            format!("must be auto, always or never, not {other:?}"),
         )),
     }
 }

@@ -253,6 +253,7 @@ pub enum Purpose {
     Contact,
     EscalationDraft,
     EscalationFinal,
+    EscalationAssessment,
     Outbox,
 }
 
@@ -264,6 +265,7 @@ impl Purpose {
             Purpose::Contact => b"contact",
             Purpose::EscalationDraft => b"escalation-draft",
             Purpose::EscalationFinal => b"escalation-final",
+            Purpose::EscalationAssessment => b"escalation-assessment",
             Purpose::Outbox => b"outbox",
         }
     }

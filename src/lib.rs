@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod assessment;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -18,11 +18,18 @@ fn main() -> ExitCode {
     }
     // The terminal commands talk to a person on the same screen: only warnings unless RUST_LOG asks.
     telemetry::init(match cli.command {
-        Command::Chat { .. } | Command::Review { .. } | Command::Triage => "warn",
+        Command::Chat { .. }
+        | Command::Review { .. }
+        | Command::Triage { .. }
+        | Command::Assessment { .. } => "warn",
         _ => "warn,medbot=info",
     });
-    if let Command::Triage = cli.command {
-        return triage();
+    match cli.command {
+        Command::Triage { jsonl, data } => {
+            return medbot::terminal::triage::run(jsonl, data.as_deref());
+        }
+        Command::Assessment { command } => return medbot::terminal::triage::assessment(command),
+        _ => {}
     }
     if let Command::Bench {
         prompt_tokens,
@@ -67,25 +74,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let command = command.unwrap_or(medbot::cli::ReviewCommand::List);
             medbot::terminal::review::run(&env, command).await
         }
-        Command::Bench { .. } | Command::Triage => {
+        Command::Bench { .. } | Command::Triage { .. } | Command::Assessment { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }
-}
-
-/// `medbot triage`: one case from standard input, one JSON line out.
-fn triage() -> ExitCode {
-    let mut text = String::new();
-    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-        eprintln!("medbot: error: standard input is not UTF-8 text: {e}");
-        return ExitCode::FAILURE;
-    }
-    let assessment = medbot::triage::assess(&text);
-    println!(
-        "{}",
-        serde_json::json!({ "level": assessment.level, "reasons": assessment.reasons })
-    );
-    ExitCode::SUCCESS
 }
 
 /// Runs before any runtime thread exists: the thread count must be fixed before candle starts.

@@ -137,6 +137,8 @@ pub struct NewEscalation {
     pub level: TriageLevel,
     pub reasons: Vec<ReviewReason>,
     pub draft: Plaintext,
+    /// The clinical assessment as the doctor reads it: findings, differential, treatment options.
+    pub assessment: Plaintext,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -151,6 +153,8 @@ pub struct EscalationRecord {
     pub reasons: Vec<String>,
     pub question: Plaintext,
     pub draft: Plaintext,
+    /// The clinical assessment (empty for escalations opened before it existed).
+    pub assessment: Plaintext,
     /// The doctor's text (edited) or note (rejected).
     pub final_text: Option<Plaintext>,
     pub created_at: DateTime<Utc>,

@@ -11,6 +11,7 @@ use super::ports::{
     GeneratorError, KnowledgeSource, NewEscalation, Notifier, Reference, StoreError,
 };
 use super::wording;
+use crate::assessment::SharedKnowledge;
 use crate::context::{self, ContextBudget, ContextError, HistoryMessage};
 use crate::crypto::Plaintext;
 use crate::domain::{EscalationId, Language, MessageId, PatientId, Role, TriageLevel};
@@ -36,6 +37,9 @@ pub struct ServiceSettings {
     pub references: usize,
     /// Passages less similar than this to the question are not used.
     pub reference_threshold: f32,
+    /// Answer symptom questions from the assessment and the conditions' vetted texts instead of
+    /// letting the model write: for a model too small to be trusted with medicine (the default).
+    pub compose_symptom_answers: bool,
 }
 
 impl Default for ServiceSettings {
@@ -46,6 +50,7 @@ impl Default for ServiceSettings {
             max_message_chars: 4000,
             references: 4,
             reference_threshold: 0.45,
+            compose_symptom_answers: false,
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct ConsultationService<G, S, C> {
     reviewer: Arc<DraftReviewer>,
     settings: ServiceSettings,
     knowledge: Option<Arc<dyn KnowledgeSource>>,
+    clinical: Arc<SharedKnowledge>,
 }
 
 impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
@@ -141,7 +147,15 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             reviewer,
             settings,
             knowledge: None,
+            clinical: SharedKnowledge::builtin(),
         }
+    }
+
+    /// Assesses with this clinical knowledge instead of the built-in files (an edited set that
+    /// reloads when its files change).
+    pub fn with_clinical_knowledge(mut self, clinical: Arc<SharedKnowledge>) -> Self {
+        self.clinical = clinical;
+        self
     }
 
     /// Grounds answers in a knowledge base: passages similar to the question go into the prompt
@@ -201,12 +215,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             return Err(ConsultError::EmptyMessage);
         }
         // Triage comes before any limit: an emergency is answered however long the message is.
+        // This message alone first: an emergency must not wait for the database to read the
+        // earlier turns.
         let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
-        let assessment = triage::assess(&triaged);
-        progress(Progress::Triaged(&assessment));
-        tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reasons, "triaged");
-
+        let knowledge = self.clinical.current();
+        let assessment = triage::assess_topic(&knowledge, &[triaged.as_str()]);
         if assessment.is_emergency() {
+            progress(Progress::Triaged(&assessment));
+            tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
             return Ok(self
                 .answer_emergency(patient, message, assessment, language, false)
                 .await);
@@ -260,10 +276,10 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             return Ok(None);
         }
         let message = last.text.as_str();
-        let assessment = triage::assess(message);
-        progress(Progress::Triaged(&assessment));
+        let assessment = triage::assess_topic(&self.clinical.current(), &[message]);
         tracing::info!(patient = %patient.log_tag(), "resuming an unanswered message");
         if assessment.is_emergency() {
+            progress(Progress::Triaged(&assessment));
             let language = Language::of_text(message);
             return Ok(Some(
                 self.answer_emergency(patient, message, assessment, language, true)
@@ -286,8 +302,40 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
         let language = Language::of_text(message);
+        // Composed answers are for messages that describe symptoms themselves; a general question
+        // later in the topic still goes to the model.
+        let describes_symptoms = !assessment.conditions.is_empty();
+        // The whole topic: "chest pain", then "now it goes to my left arm and I'm sweating" is one
+        // presentation, and an emergency on its second message.
+        let history = self.store.current_topic(patient).await?;
+        let knowledge = self.clinical.current();
+        let said: Vec<&str> = history
+            .iter()
+            .filter(|t| t.role == Role::Patient)
+            .map(|t| t.text.as_str())
+            .collect();
+        let assessment = if said.len() > 1 {
+            let topic = triage::assess_topic(&knowledge, &said);
+            let before = triage::assess_topic(&knowledge, &said[..said.len() - 1]);
+            if topic.is_emergency() && !before.is_emergency() {
+                progress(Progress::Triaged(&topic));
+                tracing::info!(level = topic.level.as_str(), reasons = ?topic.reason_codes(), "triaged over the topic");
+                return Ok(self
+                    .answer_emergency(patient, message, topic, language, true)
+                    .await);
+            }
+            if topic.level >= assessment.level {
+                topic
+            } else {
+                assessment
+            }
+        } else {
+            assessment
+        };
+        progress(Progress::Triaged(&assessment));
+        tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
         let mut reasons = Vec::new();
-        if assessment.level == TriageLevel::Urgent {
+        if assessment.level >= TriageLevel::Urgent {
             reasons.push(ReviewReason::UrgentTriage);
         }
         if doctor_requested || DraftReviewer::asks_for_doctor(message) {
@@ -299,6 +347,24 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         let review_certain = !reasons.is_empty();
         if review_certain {
             progress(Progress::ReviewRequired(wording::under_review(language)));
+        }
+        if self.settings.compose_symptom_answers
+            && describes_symptoms
+            && !assessment.conditions.is_empty()
+        {
+            let composed = wording::possible_causes(language, &assessment);
+            return self
+                .deliver_or_escalate(
+                    patient,
+                    question,
+                    assessment,
+                    language,
+                    reasons,
+                    review_certain,
+                    composed,
+                    progress,
+                )
+                .await;
         }
         // The patient is told about the review once, however many checks call for it.
         let mut told_review = review_certain;
@@ -312,14 +378,19 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             progress(step)
         };
 
-        let history = self.store.current_topic(patient).await?;
         let references = self.references(&history).await;
-        let system = grounded_system_prompt(
+        let mut system = grounded_system_prompt(
             language,
             &references,
             self.prompt_budget().prompt_tokens() * 2 / 5,
             self.generator.as_ref(),
         );
+        if !assessment.conditions.is_empty() {
+            system.prompt.push_str("\n\n");
+            system
+                .prompt
+                .push_str(&wording::assessment_for_model(&assessment));
+        }
         let draft = match self
             .write_draft(
                 &history,
@@ -348,12 +419,42 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         }
 
         // The sources are part of the answer a doctor reviews and the patient sees.
-        let draft_text = format!(
-            "{}{}",
-            draft.text.trim(),
-            wording::sources(language, &system.used)
-        );
-        let reply = if reasons.is_empty() {
+        let draft_text = if draft.text.trim().is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}{}",
+                draft.text.trim(),
+                wording::sources(language, &system.used)
+            )
+        };
+        self.deliver_or_escalate(
+            patient,
+            question,
+            assessment,
+            language,
+            reasons,
+            told_review,
+            draft_text,
+            progress,
+        )
+        .await
+    }
+
+    /// Delivers a checked draft when nothing calls for review, or opens the escalation.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver_or_escalate(
+        &self,
+        patient: PatientId,
+        question: MessageId,
+        assessment: Assessment,
+        language: Language,
+        reasons: Vec<ReviewReason>,
+        told_review: bool,
+        draft_text: String,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let reply = if reasons.is_empty() && !draft_text.trim().is_empty() {
             let text = format!(
                 "{}\n\n{}",
                 draft_text,
@@ -371,11 +472,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     question,
                     level: assessment.level,
                     reasons: reasons.clone(),
-                    draft: Plaintext::new(if draft.text.trim().is_empty() {
-                        String::new()
-                    } else {
-                        draft_text
-                    }),
+                    draft: Plaintext::new(draft_text),
+                    assessment: Plaintext::new(wording::assessment_for_doctor(&assessment)),
                     expires_at: self.clock.now() + self.settings.review_timeout,
                 })
                 .await?;
@@ -406,12 +504,13 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         language: Language,
         already_stored: bool,
     ) -> Outcome {
-        let advice = wording::emergency_advice(language, &assessment.reasons);
+        let advice = wording::emergency_advice(language, &assessment);
         let alert = format!(
-            "🚨 Emergency triage for patient {}: {}\n\nThe patient wrote:\n{}\n\nThey were sent the emergency advice.",
+            "🚨 Emergency triage for patient {}: {}\n\nThe patient wrote:\n{}\n\n{}\n\nThey were sent the emergency advice.",
             patient.reference(),
-            assessment.reasons.join(", "),
-            message
+            assessment.reason_codes().join(", "),
+            message,
+            wording::assessment_for_doctor(&assessment),
         );
         let stored = async {
             if !already_stored {

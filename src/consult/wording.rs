@@ -2,92 +2,168 @@
 //! of a doctor's decision, and the fallback when no doctor answered in time. English and
 //! Simplified Chinese. These are safety texts: change them with a clinician.
 
-use crate::domain::Language;
+use crate::domain::{Language, TriageLevel};
+use crate::triage::{Assessment, Reason, RedFlag};
 
 /// What to do while help is on the way, by the triage rule that fired.
-fn meanwhile(reason: &str, language: Language) -> Option<&'static str> {
+/// Every rule is listed, so a new rule cannot ship without a decision about its advice.
+fn meanwhile(flag: RedFlag, language: Language) -> Option<&'static str> {
+    use RedFlag as F;
     let zh = language == Language::Chinese;
-    Some(match (reason, zh) {
-        ("chest_pain_with_danger_signs", false) => {
+    Some(match (flag, zh) {
+        (F::ChestPainWithDangerSigns, false) => {
             "Stop what you are doing and sit down. Do not drive yourself. If you are not allergic to aspirin and a doctor has not told you to avoid it, the emergency operator may tell you to chew one."
         }
-        ("chest_pain_with_danger_signs", true) => {
+        (F::ChestPainWithDangerSigns, true) => {
             "立即停止活动，坐下休息。不要自己开车去医院。是否服用阿司匹林请听从急救调度员的指导。"
         }
-        ("stroke_signs", false) => {
+        (F::StrokeSigns, false) => {
             "Note the time the symptoms started: doctors need it. Do not eat or drink anything. Lie on your side if you feel sick or drowsy."
         }
-        ("stroke_signs", true) => {
+        (F::StrokeSigns, true) => {
             "记下症状开始的时间，医生需要这个信息。不要吃喝任何东西。如果恶心或嗜睡，请侧卧。"
         }
-        ("severe_breathing_difficulty", false) => {
+        (F::SevereBreathingDifficulty, false) => {
             "Sit upright and loosen tight clothing. If you have a reliever inhaler, use it as you were shown."
         }
-        ("severe_breathing_difficulty", true) => {
+        (F::SevereBreathingDifficulty, true) => {
             "保持坐直，解开过紧的衣物。如有急救吸入剂，按医嘱使用。"
         }
-        ("anaphylaxis", false) => {
+        (F::Anaphylaxis, false) => {
             "If you have an adrenaline (epinephrine) auto-injector, use it now in the outer thigh. Lie down with your legs raised, or sit up if breathing is hard. A second injection may be needed after 5 minutes."
         }
-        ("anaphylaxis", true) => {
+        (F::Anaphylaxis, true) => {
             "如有肾上腺素自动注射笔，立即注射于大腿外侧。平躺并抬高双腿；呼吸困难时可坐起。5分钟后可能需要第二针。"
         }
-        ("heavy_bleeding", false) => {
+        (F::HeavyBleeding, false) => {
             "Press firmly on the wound with a clean cloth and do not let go. Keep pressing; add more cloth on top if blood soaks through. Raise the injured part if you can."
         }
-        ("heavy_bleeding", true) => {
+        (F::HeavyBleeding, true) => {
             "用干净的布用力按压伤口，不要松开。血渗透时在上面加布继续按压。尽量抬高受伤部位。"
         }
-        ("loss_of_consciousness", false) => {
+        (F::LossOfConsciousness, false) => {
             "If the person is unresponsive but breathing, turn them on their side. If they are not breathing normally, start chest compressions and follow the operator's instructions."
         }
-        ("loss_of_consciousness", true) => {
+        (F::LossOfConsciousness, true) => {
             "如果患者没有反应但有呼吸，让其侧卧。如果没有正常呼吸，立即开始胸外按压，并听从调度员指导。"
         }
-        ("seizure", false) => {
+        (F::Seizure, false) => {
             "Move hard objects away and cushion the head. Do not hold the person down and put nothing in their mouth. When the jerking stops, turn them on their side."
         }
-        ("seizure", true) => {
+        (F::Seizure, true) => {
             "移开周围的硬物，垫住头部。不要按住患者，也不要往嘴里塞任何东西。抽搐停止后让其侧卧。"
         }
-        ("suicidal_thoughts_or_self_harm", false) => {
+        (F::SuicidalThoughtsOrSelfHarm, false) => {
             "You do not have to go through this alone. If you can, stay with someone you trust and move away from anything you could use to hurt yourself. You can also call or text a crisis line now (988 in the US and Canada, 116 123 Samaritans in the UK and Ireland)."
         }
-        ("suicidal_thoughts_or_self_harm", true) => {
+        (F::SuicidalThoughtsOrSelfHarm, true) => {
             "你不必独自面对。如果可以，请和你信任的人待在一起，远离可能伤害自己的物品。也可以现在拨打心理援助热线（全国心理援助热线 400-161-9995，北京心理危机干预中心 010-82951332）。"
         }
-        ("overdose_or_poisoning", false) => {
+        (F::OverdoseOrPoisoning, false) => {
             "Do not make yourself sick. Keep the packaging or the substance to show the paramedics. If the person is drowsy, stay with them and lay them on their side."
         }
-        ("overdose_or_poisoning", true) => {
+        (F::OverdoseOrPoisoning, true) => {
             "不要催吐。保留药品包装或可疑物质交给急救人员。如果患者嗜睡，请陪在身边并让其侧卧。"
         }
-        ("fever_in_infant", false) => {
+        (F::FeverInInfant, false) => {
             "Keep the baby lightly dressed and keep offering feeds. Do not give any medicine unless a clinician tells you to."
         }
-        ("fever_in_infant", true) => "给宝宝穿轻薄的衣服，继续喂奶。未经医生指导不要给任何药物。",
-        ("pregnancy_bleeding_or_severe_pain", false) => {
+        (F::FeverInInfant, true) => "给宝宝穿轻薄的衣服，继续喂奶。未经医生指导不要给任何药物。",
+        (F::PregnancyBleedingOrSeverePain, false) => {
             "Lie down on your left side and keep any pads you have used to show the staff."
         }
-        ("pregnancy_bleeding_or_severe_pain", true) => {
-            "左侧卧休息，保留用过的卫生巾给医护人员查看。"
-        }
-        ("meningitis_signs", false) | ("sudden_severe_headache", false) => {
+        (F::PregnancyBleedingOrSeverePain, true) => "左侧卧休息，保留用过的卫生巾给医护人员查看。",
+        (F::MeningitisSigns, false) | (F::SuddenSevereHeadache, false) => {
             "Do not wait for a rash to appear or for the symptoms to get worse. Stay with someone until help arrives."
         }
-        ("meningitis_signs", true) | ("sudden_severe_headache", true) => {
+        (F::MeningitisSigns, true) | (F::SuddenSevereHeadache, true) => {
             "不要等待皮疹出现或症状加重。在救援到达前请有人陪伴。"
         }
-        ("severe_abdominal_pain", false) => {
+        (F::SevereAbdominalPain, false) => {
             "Do not eat or drink until you have been seen, and do not take painkillers that might hide the pain."
         }
-        ("severe_abdominal_pain", true) => "就诊前不要进食饮水，也不要服用可能掩盖疼痛的止痛药。",
-        _ => return None,
+        (F::SevereAbdominalPain, true) => "就诊前不要进食饮水，也不要服用可能掩盖疼痛的止痛药。",
+        (F::Hypoxia | F::VeryFastBreathing, false) => {
+            "Sit upright and stay as calm and still as you can. If you have been prescribed oxygen or a reliever inhaler, use it as you were shown."
+        }
+        (F::Hypoxia | F::VeryFastBreathing, true) => {
+            "保持坐直，尽量安静、少活动。如医生给您开过家用氧气或急救吸入剂，请按医嘱使用。"
+        }
+        (F::ShockSigns | F::SepsisSigns | F::VeryFastHeartRate | F::VerySlowHeartRate, false) => {
+            "Lie down, with your legs raised if you feel faint. Do not eat or drink, and do not stay alone: ask someone to be with you until help arrives."
+        }
+        (F::ShockSigns | F::SepsisSigns | F::VeryFastHeartRate | F::VerySlowHeartRate, true) => {
+            "平躺，如感觉要晕倒请抬高双腿。不要进食饮水，不要独处，请人陪伴直到救援到达。"
+        }
+        (F::SevereHypoglycaemia, false) => {
+            "If the person is awake and can swallow safely, give a sugary drink, glucose tablets or sweets now. If they are drowsy or cannot swallow, give nothing by mouth and lay them on their side."
+        }
+        (F::SevereHypoglycaemia, true) => {
+            "如果患者清醒且能安全吞咽，立即给含糖饮料、葡萄糖片或糖果。如果嗜睡或不能吞咽，不要喂任何东西，让其侧卧。"
+        }
+        (F::HyperglycaemicCrisis, false) => {
+            "Take sips of water if you can keep them down. Bring your blood glucose meter and your medicines, and do not stop your insulin."
+        }
+        (F::HyperglycaemicCrisis, true) => {
+            "能喝得下的话小口喝水。带上血糖仪和正在使用的药物，不要自行停用胰岛素。"
+        }
+        (F::HypertensiveEmergency, false) => {
+            "Sit or lie down and rest. Do not take extra blood pressure tablets on your own: bring the ones you use."
+        }
+        (F::HypertensiveEmergency, true) => {
+            "坐下或躺下休息。不要自行加服降压药，请带上正在服用的药物。"
+        }
+        (F::SeverePreEclampsiaSigns, false) => {
+            "Lie on your left side and bring your maternity notes. Tell the staff how many weeks pregnant you are."
+        }
+        (F::SeverePreEclampsiaSigns, true) => {
+            "左侧卧休息，带上孕检资料，并告诉医护人员您怀孕几周了。"
+        }
+        (F::AcuteLimbIschaemia, false) => {
+            "Keep the limb still and at or slightly below the level of the heart, and keep it at room temperature: do not warm it, cool it or raise it."
+        }
+        (F::AcuteLimbIschaemia, true) => {
+            "让患肢保持不动，放在与心脏齐平或略低的位置，保持室温：不要加热、冷敷或抬高。"
+        }
+        (F::SevereHypothermia, false) => {
+            "Move the person somewhere warm, remove wet clothing and cover them with blankets, including the head. Handle them gently and do not rub the skin or put them in a hot bath."
+        }
+        (F::SevereHypothermia, true) => {
+            "把患者移到温暖的地方，脱掉湿衣服，用毯子包裹全身（包括头部）。动作要轻柔，不要搓揉皮肤，也不要泡热水澡。"
+        }
+        (
+            F::ChestPain
+            | F::BreathingDifficulty
+            | F::HighFever
+            | F::FeverLastingDays
+            | F::BloodInUrineStoolOrSputum
+            | F::PersistentVomitingOrDehydration
+            | F::HeadInjury
+            | F::Confusion
+            | F::Fainted
+            | F::PregnancyWarningSigns
+            | F::SeverePain
+            | F::StiffNeck
+            | F::LowOxygenSaturation
+            | F::FastHeartRate
+            | F::FastBreathing
+            | F::LowBloodSugar
+            | F::HighBloodSugar
+            | F::VeryHighBloodPressure
+            | F::LowBodyTemperature
+            | F::SymptomsLastingWeeks
+            | F::LumpOrSwelling
+            | F::WeightLoss
+            | F::AbdominalPain
+            | F::PregnancyQuestion
+            | F::SymptomNeedingAssessment,
+            _,
+        ) => return None,
     })
 }
 
 /// The advice sent at once for an emergency, before and instead of any model answer.
-pub fn emergency_advice(language: Language, reasons: &[&str]) -> String {
+pub fn emergency_advice(language: Language, assessment: &Assessment) -> String {
     let mut text = match language {
         Language::English => String::from(
             "⚠️ This may be an emergency. Call your local emergency number now \
@@ -100,7 +176,28 @@ pub fn emergency_advice(language: Language, reasons: &[&str]) -> String {
         ),
     };
     let mut seen = Vec::new();
-    for advice in reasons.iter().filter_map(|r| meanwhile(r, language)) {
+    let from_rules = assessment
+        .red_flags()
+        .filter_map(|f| meanwhile(f, language));
+    // A likely condition's own vetted "what to do now" when no rule has advice of its own.
+    let index = usize::from(language == Language::Chinese);
+    let from_conditions = assessment.reasons.iter().filter_map(|r| match r {
+        Reason::Condition(id) => assessment
+            .conditions
+            .iter()
+            .find(|c| &c.id == id)
+            .map(|c| c.now[index].as_str()),
+        _ => None,
+    });
+    // A rule's advice is written for the moment; a condition's "now" text only stands in when no
+    // rule has any, and one is enough.
+    let from_rules: Vec<&str> = from_rules.collect();
+    let from_conditions: Vec<&str> = if from_rules.is_empty() {
+        from_conditions.take(1).collect()
+    } else {
+        Vec::new()
+    };
+    for advice in from_rules.into_iter().chain(from_conditions) {
         if !seen.contains(&advice) {
             seen.push(advice);
         }
@@ -119,6 +216,141 @@ pub fn emergency_advice(language: Language, reasons: &[&str]) -> String {
         Language::English => "\n\nA doctor on our team has been alerted.",
         Language::Chinese => "\n\n我们已通知值班医生。",
     });
+    text
+}
+
+/// The answer to a symptom question composed from the assessment, for a model too small to be
+/// trusted with medicine: possible causes worded as possibilities, with the leading condition's
+/// vetted "what to do" and "when to get care", and what the triage level means.
+pub fn possible_causes(language: Language, assessment: &Assessment) -> String {
+    let zh = language == Language::Chinese;
+    let index = usize::from(zh);
+    let shown: Vec<_> = assessment.conditions.iter().take(3).collect();
+    let mut text = String::from(if zh {
+        "根据您的描述，可能的原因包括（这不是诊断）："
+    } else {
+        "From what you describe, possible causes include (this is not a diagnosis):"
+    });
+    for (n, c) in shown.iter().enumerate() {
+        let name = if zh { &c.name_zh } else { &c.name };
+        text.push_str(&format!("\n{}. {} — {}", n + 1, name, c.about[index]));
+    }
+    if let Some(first) = shown.first() {
+        text.push_str(if zh {
+            "\n\n现在可以做的："
+        } else {
+            "\n\nWhat you can do now: "
+        });
+        text.push_str(&first.now[index]);
+        text.push_str(if zh {
+            "\n\n何时就医："
+        } else {
+            "\n\nWhen to get care: "
+        });
+        text.push_str(&first.seek_care[index]);
+    }
+    text.push_str("\n\n");
+    text.push_str(level_advice(language, assessment.level));
+    text
+}
+
+/// What a triage level asks the patient to do.
+fn level_advice(language: Language, level: TriageLevel) -> &'static str {
+    match (level, language == Language::Chinese) {
+        (TriageLevel::Emergency, false) => {
+            "What you describe could be serious: call your local emergency number or go to an emergency department now."
+        }
+        (TriageLevel::Emergency, true) => "您描述的情况可能很严重：请立即拨打急救电话或前往急诊。",
+        (TriageLevel::Urgent, false) => "Please see a doctor today.",
+        (TriageLevel::Urgent, true) => "请今天就去看医生。",
+        (TriageLevel::Routine, false) => {
+            "It would be sensible to book an appointment with your doctor in the next few days."
+        }
+        (TriageLevel::Routine, true) => "建议在接下来几天内预约医生就诊。",
+        (TriageLevel::SelfCare, false) => {
+            "This can usually be looked after at home; a pharmacist can help. See a doctor if it gets worse or does not settle."
+        }
+        (TriageLevel::SelfCare, true) => {
+            "这种情况通常可以在家自行处理，药师也可以提供帮助。如果加重或不见好转，请就医。"
+        }
+    }
+}
+
+/// The assessment for the model's system prompt, so that a capable model grounds its answer in it.
+pub fn assessment_for_model(assessment: &Assessment) -> String {
+    let mut text = format!(
+        "Deterministic clinical assessment of the patient's messages (use it; word conditions as possibilities, never as a diagnosis): triage level {}.",
+        assessment.level.as_str()
+    );
+    let present: Vec<&str> = assessment
+        .findings
+        .iter()
+        .filter(|f| f.status == "present")
+        .map(|f| f.label.as_str())
+        .collect();
+    if !present.is_empty() {
+        text.push_str(&format!(" Findings: {}.", present.join(", ")));
+    }
+    let denied: Vec<&str> = assessment
+        .findings
+        .iter()
+        .filter(|f| f.status == "absent")
+        .map(|f| f.label.as_str())
+        .collect();
+    if !denied.is_empty() {
+        text.push_str(&format!(" Denied: {}.", denied.join(", ")));
+    }
+    let conditions: Vec<String> = assessment
+        .conditions
+        .iter()
+        .map(|c| format!("{} ({:.0}%)", c.name, c.probability * 100.0))
+        .collect();
+    text.push_str(&format!(" Possible conditions: {}.", conditions.join("; ")));
+    text
+}
+
+/// The assessment as a doctor reads it on a card or an alert: findings, measured values, the
+/// differential with its evidence, and first-line options with their source.
+pub fn assessment_for_doctor(assessment: &Assessment) -> String {
+    let mut text = String::from("Assessment (deterministic, for the doctor):");
+    let mut present = Vec::new();
+    let mut denied = Vec::new();
+    for f in &assessment.findings {
+        match (f.status, f.value) {
+            (_, Some(value)) => {
+                present.push(format!("{} {}{}", f.label, value, f.unit.unwrap_or("")))
+            }
+            ("absent", None) => denied.push(f.label.clone()),
+            _ => present.push(f.label.clone()),
+        }
+    }
+    if !present.is_empty() {
+        text.push_str(&format!("\nFindings: {}", present.join(", ")));
+    }
+    if !denied.is_empty() {
+        text.push_str(&format!("\nDenied: {}", denied.join(", ")));
+    }
+    if assessment.conditions.is_empty() {
+        text.push_str("\nDifferential: nothing in the condition knowledge fits.");
+    }
+    for (n, c) in assessment.conditions.iter().enumerate() {
+        text.push_str(&format!(
+            "\n{}. {} ({}) {:.0}% [{}]: {}",
+            n + 1,
+            c.name,
+            c.icd10,
+            c.probability * 100.0,
+            c.urgency.as_str(),
+            c.supporting.join(", ")
+        ));
+        if n < 2 && !c.treatment.is_empty() {
+            text.push_str(&format!(
+                "\n   Options: {} (source: {})",
+                c.treatment.join("; "),
+                c.source
+            ));
+        }
+    }
     text
 }
 
@@ -321,31 +553,56 @@ mod tests {
 
     #[test]
     fn every_emergency_rule_has_advice_in_both_languages() {
-        for reason in [
-            "chest_pain_with_danger_signs",
-            "stroke_signs",
-            "severe_breathing_difficulty",
-            "anaphylaxis",
-            "heavy_bleeding",
-            "loss_of_consciousness",
-            "seizure",
-            "suicidal_thoughts_or_self_harm",
-            "overdose_or_poisoning",
-            "sudden_severe_headache",
-            "fever_in_infant",
-            "pregnancy_bleeding_or_severe_pain",
-            "severe_abdominal_pain",
-            "meningitis_signs",
-        ] {
-            for language in [Language::English, Language::Chinese] {
-                assert!(
-                    meanwhile(reason, language).is_some(),
-                    "{reason} {language:?}"
-                );
+        let emergencies = [
+            "I have crushing chest pain and my left arm is numb",
+            "her face is drooping and her speech is slurred",
+            "I cant breathe",
+            "my throat is swelling after a bee sting",
+            "he is bleeding heavily and it wont stop",
+            "she collapsed and is unconscious",
+            "he is having a seizure",
+            "I want to kill myself",
+            "she took a whole bottle of pills",
+            "worst headache of my life, came on suddenly",
+            "my 6 week old baby has a fever of 38.2",
+            "I am 20 weeks pregnant and bleeding",
+            "fever, stiff neck and a purple rash that does not fade",
+            "oxygen saturation 85%",
+            "blood pressure 70/40",
+            "heart rate 150",
+            "heart rate 35",
+            "breathing 40 times a minute",
+            "blood sugar 1.9",
+            "blood sugar 35 mmol and vomiting",
+            "blood pressure 220/130 and chest pain",
+            "temperature 30.5 and confused",
+            "32 weeks pregnant, BP 170/115",
+            "my leg suddenly went cold and pale and I cant move my toes",
+            "excruciating stomach pain",
+            "fever 39, breathing 28 times a minute, blood pressure 95/60 and confused",
+        ];
+        let mut covered = std::collections::HashSet::new();
+        for text in emergencies {
+            let a = crate::triage::assess(text);
+            for flag in a.red_flags() {
+                covered.insert(flag);
             }
         }
-        let text = emergency_advice(Language::English, &["seizure", "seizure"]);
+        for flag in RedFlag::ALL {
+            let is_emergency_rule = meanwhile(*flag, Language::English).is_some();
+            assert_eq!(
+                is_emergency_rule,
+                meanwhile(*flag, Language::Chinese).is_some(),
+                "{flag}: advice in one language only"
+            );
+            if is_emergency_rule {
+                assert!(covered.contains(flag), "no test message fires {flag}");
+            }
+        }
+        let a = crate::triage::assess("he is having a seizure, fitting");
+        let text = emergency_advice(Language::English, &a);
         assert!(text.contains("911") && text.matches("cushion").count() == 1);
-        assert!(emergency_advice(Language::Chinese, &[]).contains("120"));
+        let calm = crate::triage::assess("what is vitamin D for?");
+        assert!(emergency_advice(Language::Chinese, &calm).contains("120"));
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::{EscalationId, EscalationStatus, PatientId, TelegramUserId, T
 
 const SELECT_ESCALATION: &str = "
     SELECT e.id, e.patient_id, e.status, e.triage_level, e.reasons, e.draft_nonce,
-           e.draft_ciphertext, e.final_nonce, e.final_ciphertext, e.created_at, e.expires_at,
+           e.draft_ciphertext, e.assessment_nonce, e.assessment_ciphertext, e.final_nonce, e.final_ciphertext, e.created_at, e.expires_at,
            e.decided_by, e.decided_at, e.question_message_id,
            m.nonce AS question_nonce, m.ciphertext AS question_ciphertext
     FROM escalations e LEFT JOIN messages m ON m.id = e.question_message_id";
@@ -39,11 +39,16 @@ impl Store {
             &escalation.draft,
             &Binding::new(Purpose::EscalationDraft, patient, id.0),
         )?;
+        let assessment = key.encrypt(
+            &escalation.assessment,
+            &Binding::new(Purpose::EscalationAssessment, patient, id.0),
+        )?;
         let reasons: Vec<&str> = escalation.reasons.iter().map(|r| r.as_str()).collect();
         sqlx::query(
             "INSERT INTO escalations (id, patient_id, question_message_id, triage_level, reasons,
-                                      draft_nonce, draft_ciphertext, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                      draft_nonce, draft_ciphertext, expires_at,
+                                      assessment_nonce, assessment_ciphertext)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.0)
         .bind(patient.0)
@@ -53,6 +58,8 @@ impl Store {
         .bind(draft.nonce.as_slice())
         .bind(&draft.ciphertext)
         .bind(escalation.expires_at)
+        .bind(assessment.nonce.as_slice())
+        .bind(&assessment.ciphertext)
         .execute(&mut *tx)
         .await?;
         insert_outbox(&mut tx, patient, OutboxKind::EscalationCard, Some(id), None).await?;
@@ -253,6 +260,17 @@ impl Store {
         let final_text = self
             .open_column(&key, row, "final", Purpose::EscalationFinal, patient, id)
             .await?;
+        let assessment = self
+            .open_column(
+                &key,
+                row,
+                "assessment",
+                Purpose::EscalationAssessment,
+                patient,
+                id,
+            )
+            .await?
+            .unwrap_or_else(|| Plaintext::new(""));
         let question = match row.get::<Option<Uuid>, _>("question_message_id") {
             Some(message) => self
                 .open_column(&key, row, "question", Purpose::Message, patient, message)
@@ -273,6 +291,7 @@ impl Store {
                 .map_err(|e| StorageError::Corrupt(format!("escalation reasons: {e}")))?,
             question,
             draft,
+            assessment,
             final_text,
             created_at: row.get("created_at"),
             expires_at: row.get("expires_at"),

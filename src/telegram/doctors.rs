@@ -9,8 +9,10 @@ use crate::consult::{DecideError, EscalationRecord, Generator, Verdict};
 use crate::domain::{EscalationId, EscalationStatus, TelegramUserId};
 use crate::triage::ReviewReason;
 
-/// Cards are cut so that they fit one Telegram message.
-const CARD_TEXT_LIMIT: usize = 1500;
+/// Cards are cut so that they fit one Telegram message (4096 UTF-16 units): question and draft
+/// 1,400 characters each, the assessment 1,000, and the card's own lines about 300.
+const CARD_TEXT_LIMIT: usize = 1400;
+const CARD_ASSESSMENT_LIMIT: usize = 1000;
 
 pub(super) async fn on_decision_button<G: Generator>(
     context: &BotContext<G>,
@@ -119,12 +121,21 @@ async fn decide<G: Generator>(
     Ok(answer)
 }
 
-fn clip(text: &str) -> String {
-    if text.chars().count() <= CARD_TEXT_LIMIT {
-        text.to_owned()
-    } else {
-        text.chars().take(CARD_TEXT_LIMIT).collect::<String>() + " …(cut)"
+/// At most `limit` characters, cut at a word or line boundary and marked, never mid-word.
+fn clip_to(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
     }
+    let head: String = text.chars().take(limit).collect();
+    let cut = head
+        .rfind(|c: char| c.is_whitespace() || crate::domain::is_han(c))
+        .filter(|&i| i > limit / 2)
+        .unwrap_or(head.len());
+    format!("{} …(cut)", head[..cut].trim_end())
+}
+
+fn clip(text: &str) -> String {
+    clip_to(text, CARD_TEXT_LIMIT)
 }
 
 /// The card's text: a pseudonymous reference, the triage, the reasons, the question and the draft.
@@ -135,13 +146,20 @@ pub(super) fn card_text(record: &EscalationRecord) -> String {
         .map(|code| ReviewReason::describe_code(code))
         .collect();
     let draft = record.draft.as_str();
+    let assessment = record.assessment.as_str().trim();
+    let assessment = if assessment.is_empty() {
+        String::new()
+    } else {
+        format!("\n\n{}", clip_to(assessment, CARD_ASSESSMENT_LIMIT))
+    };
     format!(
-        "🩺 Review needed · {}\nPatient {} · triage {}\nWhy: {}\n\nQuestion:\n{}\n\nDraft:\n{}\n\nApprove sends the draft; Edit: reply to this card with the answer to send; Reject sends the standard advice (or reply \"/reject your note\").",
+        "🩺 Review needed · {}\nPatient {} · triage {}\nWhy: {}\n\nQuestion:\n{}{}\n\nDraft:\n{}\n\nApprove sends the draft; Edit: reply to this card with the answer to send; Reject sends the standard advice (or reply \"/reject your note\").",
         &record.id.0.simple().to_string()[..8],
         record.patient.reference(),
         record.level.as_str(),
         reasons.join("; "),
         clip(record.question.as_str()),
+        assessment,
         if draft.is_empty() {
             "(none: the model gave no answer; reply with one)".to_owned()
         } else {

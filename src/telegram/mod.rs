@@ -67,6 +67,15 @@ impl<G: Generator> BotContext<G> {
         }
     }
 
+    /// Assesses with this clinical knowledge instead of the built-in set.
+    pub fn with_clinical_knowledge(
+        mut self,
+        clinical: Arc<crate::assessment::SharedKnowledge>,
+    ) -> Self {
+        self.service = self.service.with_clinical_knowledge(clinical);
+        self
+    }
+
     pub fn is_doctor(&self, user: TelegramUserId) -> bool {
         self.doctors.contains(&user)
     }

@@ -37,7 +37,8 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
         SystemClock,
         reviewer,
         settings,
-    );
+    )
+    .with_clinical_knowledge(app::clinical_knowledge(env)?);
     let grounded = match app::knowledge_source(env, &store).await {
         Some(knowledge) => {
             service = service.with_knowledge(knowledge);
@@ -136,7 +137,7 @@ async fn converse<S: ServiceStore>(
                 out,
                 "[triage: {} ({})]",
                 assessment.level.as_str(),
-                assessment.reasons.join(", ")
+                assessment.reason_codes().join(", ")
             ),
             Progress::Partial(visible) => {
                 let new = visible.get(streamed.len()..).unwrap_or_default();

@@ -6,31 +6,23 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::text::{Phrases, Text};
+use super::rules::RedFlag;
+use super::text::{Mention, Phrases, Text};
+use crate::assessment::measure::Measurements;
 use crate::domain::TriageLevel;
 
-/// What triage found: the level, and the rules that set it (most serious first).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Assessment {
-    pub level: TriageLevel,
-    pub reasons: Vec<&'static str>,
-}
-
-impl Assessment {
-    pub fn is_emergency(&self) -> bool {
-        self.level == TriageLevel::Emergency
-    }
-}
-
-/// Facts found in one message.
+/// Facts found in the messages of one topic (oldest first).
 struct Findings {
-    text: Text,
+    /// Newest last: the newest message that mentions a thing decides whether it is there.
+    texts: Vec<Text>,
     /// Highest temperature mentioned, in °C.
     temperature_c: Option<f32>,
     /// Age in months when a baby's age is given.
     infant_age_months: Option<f32>,
     /// Longest duration mentioned, in days.
     duration_days: Option<f32>,
+    /// Vital signs and the like, newest stated.
+    measured: Measurements,
 }
 
 macro_rules! phrases {
@@ -94,10 +86,56 @@ phrases! {BLEEDING_HEAVY, [
 ]}
 phrases! {BLEEDING, ["bleed*", "blood*", "spotting", "出血", "流血", "见红", "血"]}
 phrases! {UNCONSCIOUS, [
-    "unconscious", "passed out", "passing out", "fainted", "collapsed", "not waking",
-    "wont wake", "cant wake", "unresponsive", "blacked out", "no pulse", "not responding",
-    "knocked out", "lost consciousness",
-    "昏迷", "晕倒", "昏倒", "失去意识", "叫不醒", "不省人事", "晕过去", "没有意识", "没反应", "休克",
+    "unconscious", "collapsed", "not waking", "hasnt woken", "not woken", "hasnt woke", "still not awake", "wont wake", "cant wake", "unresponsive", "no pulse",
+    "not responding", "still out", "wont come round", "hasnt come round", "not come round",
+    "昏迷", "失去意识", "叫不醒", "不省人事", "没有意识", "没反应", "休克", "倒地不起",
+]}
+// A faint the person has come round from is urgent, not an emergency, unless something about it
+// is dangerous (see `transient_loss_of_consciousness`).
+phrases! {FAINTED, [
+    "passed out", "passing out", "fainted", "fainting", "blacked out", "knocked out",
+    "lost consciousness", "syncope", "syncopal", "晕倒", "昏倒", "晕过去", "晕厥", "昏过去",
+]}
+phrases! {FAINT_DANGER, [
+    "during exercise", "while running", "on exertion", "exertion*", "no warning", "without warning",
+    "palpitation*", "heart racing", "chest pain", "family history ~ sudden death", "sudden death",
+    "lying down", "while lying", "hit ~ head", "head injury", "still confused", "still drowsy",
+    "not back to normal", "运动时", "跑步时", "毫无征兆", "没有预兆", "心慌", "心悸", "胸痛", "撞到头",
+]}
+phrases! {SUICIDE_PLAN, [
+    "cant do this anymore", "cant go on", "cant take it anymore", "take them all", "saved up ~ pills",
+    "saving up ~ pills", "stockpil*", "say* goodbye", "goodbye note", "suicide note", "going to jump",
+    "no point ~ living", "no point going on", "end things", "not be here tomorrow",
+    "撑不下去", "活着没意义", "结束这一切", "不想~撑下去", "攒了", "安眠药~准备好", "信~写好了", "活着没有意义", "攒了~药", "不想再活", "写好了遗书", "遗书", "跳楼", "了结",
+]}
+phrases! {SWEATY_OR_GREY, [
+    "sweat*", "clammy", "grey", "gray", "ashen", "diaphore*", "出~汗", "冷汗", "大汗", "满头~汗", "脸色~灰",
+    "脸色~发白", "脸色~苍白",
+]}
+phrases! {ANGINA_EQUIVALENT, [
+    "jaw", "left arm", "indigestion", "heartburn", "epigastric", "upper ~ stomach", "nause*",
+    "feels sick", "feel sick", "short* of breath", "breathless*", "下巴", "左臂", "胃不舒服", "胃~难受",
+    "烧心", "恶心", "气短", "胸闷", "心口",
+]}
+phrases! {CARDIAC_RISK, [
+    "diabet*", "heart disease", "angina", "previous heart attack", "stent", "bypass", "糖尿病", "冠心病",
+    "心脏病", "放过支架", "心梗",
+]}
+phrases! {COLD_PALE_LIMB, [
+    "cold and pale", "pale and cold", "leg ~ cold", "foot ~ cold", "arm ~ cold", "cold ~ leg",
+    "cold ~ foot", "white ~ leg", "leg ~ white", "leg ~ pale", "foot ~ pale", "pulseless",
+    "腿~发凉", "脚~发凉", "腿~冰凉", "脚~冰凉", "腿~发白", "脚~发白", "脚~发紫",
+]}
+phrases! {LIMB_DEFICIT, [
+    "cant move ~ toes", "cant move ~ foot", "cant move ~ leg", "numb*", "pins and needles", "paralys*",
+    "cant feel", "动不了", "麻", "没知觉",
+]}
+phrases! {COPD, [
+    "copd", "emphysema", "chronic bronchitis", "chronic obstructive", "慢阻肺", "慢性阻塞性肺", "肺气肿",
+    "慢支",
+]}
+phrases! {CHILD_WORDS, [
+    "toddler", "child", "kid", "preschooler", "infant", "baby", "婴儿", "宝宝", "幼儿", "小孩", "孩子",
 ]}
 phrases! {SEIZURE, [
     "seizure*", "seizing", "convuls*", "fitting", "having a fit", "epileptic fit",
@@ -117,7 +155,7 @@ phrases! {OVERDOSE, [
     "poison*", "swallowed ~ battery", "ate ~ pills", "swallowed ~ pills", "took ~ pills ~ all",
     "antifreeze", "pesticide", "weed killer", "carbon monoxide",
     "吃了很多药", "吃了一整瓶", "一整瓶", "一整盒", "吃多了药", "药~过量", "服药过量", "中毒",
-    "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池", "安眠药",
+    "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池",
     "吃了~好多~药", "吃了~很多~药", "好多药", "吃了~一盒", "吃了~一瓶",
 ]}
 phrases! {THUNDERCLAP, [
@@ -155,7 +193,8 @@ phrases! {INFANT, [
 phrases! {NEWBORN, ["newborn*", "new born", "neonat*", "week old", "weeks old", "新生儿", "刚出生"]}
 phrases! {PREGNANT, [
     "pregnan*", "expecting a baby", "weeks pregnant", "my bump", "怀孕", "孕妇", "孕期", "怀了", "有孕",
-    "孕~周", "孕早期", "孕晚期",
+    "孕~周", "孕早期", "孕晚期", "positive pregnancy test", "pregnancy test ~ positive", "positive test",
+    "验孕~阳性", "两道杠", "测出~怀孕",
     "waters ~ broke", "waters ~ broken", "waters have gone", "羊水破", "破水",
 ]}
 phrases! {ABDOMINAL_PAIN, [
@@ -231,16 +270,26 @@ phrases! {ROUTINE_SYMPTOMS, [
     "painful period*", "period pain*", "ankles ~ swollen", "swelling ~ ankles", "legs ~ swollen", "痛经",
 ]}
 
+phrases! {DROWSY, [
+    "drowsy", "very sleepy", "hard to wake", "difficult to rouse", "lethargic", "obtunded", "gcs",
+    "not responding normally", "floppy", "嗜睡", "昏昏沉沉", "叫不太醒", "精神差", "反应迟钝", "意识障碍",
+]}
+phrases! {INFECTION, [
+    "infection", "infected", "pneumonia", "uti", "cellulitis", "sepsis", "septic", "rigors", "shivering",
+    "感染", "肺炎", "寒战", "发冷", "败血症", "脓毒",
+]}
+phrases! {VOMITING_ANY, ["vomit*", "throwing up", "threw up", "being sick", "呕吐", "吐了", "恶心"]}
+phrases! {VISION_CHANGE, [
+    "blurred vision", "blurry vision", "vision ~ blur*", "seeing ~ spots", "flashing lights",
+    "double vision", "lost ~ vision", "视力模糊", "看不清", "眼前~发黑", "重影", "视物模糊",
+]}
+
 static TEMPERATURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(\d{2,3}(?:\.\d+)?)\s*(°\s*[cf]?|℃|℉|度|degrees?(?:\s*[cf])?|[cf]\b)?")
         .expect("valid regex")
 });
 static AGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|[一二两三四五六七八九十]+)\s*-?\s*(weeks?|wks?|months?|mos?|周|个月|天|days?)\s*-?\s*(old|大)?")
-        .expect("valid regex")
-});
-static DURATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|few|several|couple of|[一二两三四五六七八九十几]+)\s*(?:more\s*)?(days?|weeks?|months?|years?|天|周|星期|个星期|个月|年)")
         .expect("valid regex")
 });
 phrases! {LONG_LASTING, ["for weeks",
@@ -277,8 +326,32 @@ fn number_word(word: &str) -> Option<f32> {
 }
 
 impl Findings {
+    fn of_topic(messages: &[&str]) -> Self {
+        let mut all = Findings {
+            texts: Vec::new(),
+            temperature_c: None,
+            infant_age_months: None,
+            duration_days: None,
+            measured: Measurements::default(),
+        };
+        for message in messages {
+            let one = Self::of(message);
+            let newer = |a: Option<f32>, b: Option<f32>| b.or(a);
+            all.temperature_c = newer(all.temperature_c, one.temperature_c);
+            all.infant_age_months = newer(all.infant_age_months, one.infant_age_months);
+            all.duration_days = match (all.duration_days, one.duration_days) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            all.measured.overlay(&one.measured);
+            all.texts.extend(one.texts);
+        }
+        all
+    }
+
     fn of(message: &str) -> Self {
         let text = Text::new(message);
+        let measured = Measurements::of(&text.normalized);
         let has_temperature_context = TEMPERATURE_CONTEXT.found_in(&text);
         let mentions_baby = INFANT.found_in(&text);
         let temperature_c = TEMPERATURE
@@ -286,7 +359,9 @@ impl Findings {
             .filter_map(|c| {
                 let value: f32 = c[1].parse().ok()?;
                 let unit = c.get(2).map(|m| m.as_str());
-                if unit.is_none() && !has_temperature_context {
+                // A bare whole number is an age as often as a temperature ("40M", "fever"); it
+                // needs a unit or a decimal point.
+                if unit.is_none() && (!has_temperature_context || !c[1].contains('.')) {
                     return None;
                 }
                 let fahrenheit = unit.is_some_and(|u| u.contains('f') || u.contains('℉'));
@@ -315,47 +390,41 @@ impl Findings {
                 })
             })
             .reduce(f32::min);
-        let duration_days = DURATION
-            .captures_iter(&text.normalized)
-            .filter_map(|c| {
-                let n = number_word(c[1].trim())?;
-                let unit = &c[2];
-                let days = if unit.starts_with('d') || unit == "天" {
-                    1.0
-                } else if unit.starts_with('w') || unit.contains('周') || unit.contains("星期") {
-                    7.0
-                } else if unit.starts_with('m') || unit.contains('月') {
-                    30.0
-                } else {
-                    365.0
-                };
-                Some(n * days)
-            })
-            .reduce(f32::max)
+        // The assessment's reading of durations knows ages from durations ("宝宝10个月").
+        let duration_days = measured
+            .duration_days
             .or_else(|| LONG_LASTING.found_in(&text).then_some(30.0));
         Self {
-            text,
-            temperature_c,
+            temperature_c: temperature_c.or(measured.temperature_c),
+            texts: vec![text],
             infant_age_months,
             duration_days,
+            measured,
         }
     }
 
+    /// Whether the newest message that speaks of it affirms it.
     fn has(&self, phrases: &Phrases) -> bool {
-        phrases.found_in(&self.text)
+        self.texts
+            .iter()
+            .rev()
+            .map(|t| phrases.mention_in(t))
+            .find(|m| *m != Mention::None)
+            == Some(Mention::Present)
     }
 }
 
-/// Assesses one message from a patient.
-pub fn assess(message: &str) -> Assessment {
-    let f = Findings::of(message);
-    let mut found: Vec<(TriageLevel, &'static str)> = Vec::new();
+/// The red-flag rules that fire on the messages of one topic (oldest first), with their levels,
+/// most serious first.
+pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
+    let f = Findings::of_topic(messages);
+    let mut found: Vec<(TriageLevel, RedFlag)> = Vec::new();
     let mut rule = |level, reason, fired: bool| {
         if fired {
             found.push((level, reason));
         }
     };
-    use TriageLevel::{Emergency, Routine, SelfCare, Urgent};
+    use TriageLevel::{Emergency, Routine, Urgent};
 
     let chest_pain = f.has(&CHEST_PAIN);
     let severe = f.has(&SEVERE);
@@ -374,111 +443,356 @@ pub fn assess(message: &str) -> Assessment {
 
     rule(
         Emergency,
-        "chest_pain_with_danger_signs",
+        RedFlag::ChestPainWithDangerSigns,
         chest_pain
             && (f.has(&CARDIAC_DANGER) || breathing_severe || breathing_difficulty || severe),
     );
-    rule(Emergency, "stroke_signs", f.has(&STROKE));
+    rule(Emergency, RedFlag::StrokeSigns, f.has(&STROKE));
     rule(
         Emergency,
-        "severe_breathing_difficulty",
+        RedFlag::SevereBreathingDifficulty,
         breathing_severe || (breathing_difficulty && severe),
     );
     rule(
         Emergency,
-        "anaphylaxis",
+        RedFlag::Anaphylaxis,
         f.has(&ANAPHYLAXIS) || (f.has(&ALLERGY) && (breathing_severe || breathing_difficulty)),
     );
-    rule(Emergency, "heavy_bleeding", f.has(&BLEEDING_HEAVY));
-    rule(Emergency, "loss_of_consciousness", f.has(&UNCONSCIOUS));
-    rule(Emergency, "seizure", f.has(&SEIZURE));
-    rule(Emergency, "suicidal_thoughts_or_self_harm", f.has(&SUICIDE));
-    rule(Emergency, "overdose_or_poisoning", f.has(&OVERDOSE));
+    rule(Emergency, RedFlag::HeavyBleeding, f.has(&BLEEDING_HEAVY));
+    rule(Emergency, RedFlag::LossOfConsciousness, f.has(&UNCONSCIOUS));
+    let fainted = f.has(&FAINTED);
+    let faint_danger = f.has(&FAINT_DANGER)
+        || f.has(&CHEST_PAIN)
+        || f.has(&PREGNANT)
+        || f.has(&HEAD_INJURY)
+        || f.has(&CONFUSION)
+        || f.measured.age_years.is_some_and(|a| a >= 65.0);
     rule(
         Emergency,
-        "sudden_severe_headache",
+        RedFlag::LossOfConsciousness,
+        fainted && faint_danger,
+    );
+    rule(Urgent, RedFlag::Fainted, fainted);
+    rule(Emergency, RedFlag::Seizure, f.has(&SEIZURE));
+    rule(
+        Emergency,
+        RedFlag::SuicidalThoughtsOrSelfHarm,
+        f.has(&SUICIDE) || f.has(&SUICIDE_PLAN),
+    );
+    // Heart attacks in older or diabetic people often come without chest pain: sweating or a grey
+    // colour with jaw or arm pain, "indigestion", nausea or breathlessness (ESC 2023 NSTE-ACS).
+    let cardiac_risk = f.has(&CARDIAC_RISK) || f.measured.age_years.is_some_and(|a| a >= 50.0);
+    rule(
+        Emergency,
+        RedFlag::ChestPainWithDangerSigns,
+        f.has(&SWEATY_OR_GREY) && f.has(&ANGINA_EQUIVALENT) && cardiac_risk,
+    );
+    rule(
+        Emergency,
+        RedFlag::AcuteLimbIschaemia,
+        f.has(&COLD_PALE_LIMB) && (f.has(&LIMB_DEFICIT) || f.has(&SUDDEN) || f.has(&SEVERE)),
+    );
+    rule(
+        Emergency,
+        RedFlag::OverdoseOrPoisoning,
+        f.has(&OVERDOSE) || f.texts.iter().any(|t| tablets_taken(&t.normalized) >= 10),
+    );
+    rule(
+        Emergency,
+        RedFlag::SuddenSevereHeadache,
         f.has(&THUNDERCLAP) || (headache && f.has(&SUDDEN) && severe),
     );
+    rule(Emergency, RedFlag::FeverInInfant, fever && young_infant);
     rule(
         Emergency,
-        "fever_in_infant",
-        fever && infant && (young_infant || high_fever),
-    );
-    rule(
-        Emergency,
-        "pregnancy_bleeding_or_severe_pain",
+        RedFlag::PregnancyBleedingOrSeverePain,
         pregnant && (f.has(&BLEEDING) || (severe && (pain || abdominal_pain))),
     );
-    rule(Emergency, "severe_abdominal_pain", abdominal_pain && severe);
     rule(
         Emergency,
-        "meningitis_signs",
+        RedFlag::SevereAbdominalPain,
+        abdominal_pain && severe,
+    );
+    rule(
+        Emergency,
+        RedFlag::MeningitisSigns,
         (fever && stiff_neck)
             || f.has(&NONBLANCHING_RASH)
             || (stiff_neck && headache && f.has(&PHOTOPHOBIA)),
     );
 
-    rule(Urgent, "chest_pain", chest_pain);
-    rule(Urgent, "breathing_difficulty", breathing_difficulty);
-    rule(Urgent, "high_fever", high_fever);
+    rule(Urgent, RedFlag::ChestPain, chest_pain);
+    rule(Urgent, RedFlag::BreathingDifficulty, breathing_difficulty);
+    rule(Urgent, RedFlag::HighFever, high_fever);
     rule(
         Urgent,
-        "fever_lasting_days",
+        RedFlag::FeverLastingDays,
         fever && f.duration_days.is_some_and(|d| d >= 3.0),
     );
-    rule(Urgent, "fever_in_infant", fever && infant);
+    rule(Urgent, RedFlag::FeverInInfant, fever && infant);
     rule(
         Urgent,
-        "blood_in_urine_stool_or_sputum",
+        RedFlag::BloodInUrineStoolOrSputum,
         f.has(&BLOOD_IN_OUTPUT),
     );
     rule(
         Urgent,
-        "persistent_vomiting_or_dehydration",
+        RedFlag::PersistentVomitingOrDehydration,
         f.has(&VOMITING_PERSISTENT) || f.has(&DEHYDRATION),
     );
-    rule(Urgent, "head_injury", f.has(&HEAD_INJURY));
-    rule(Urgent, "confusion", f.has(&CONFUSION));
+    rule(Urgent, RedFlag::HeadInjury, f.has(&HEAD_INJURY));
+    rule(Urgent, RedFlag::Confusion, f.has(&CONFUSION));
     rule(
         Urgent,
-        "pregnancy_warning_signs",
+        RedFlag::PregnancyWarningSigns,
         pregnant && f.has(&PREGNANCY_WARNING),
     );
     rule(
         Urgent,
-        "severe_pain",
+        RedFlag::SeverePain,
         severe && (pain || headache || abdominal_pain),
     );
-    rule(Urgent, "stiff_neck", stiff_neck);
+    rule(Urgent, RedFlag::StiffNeck, stiff_neck);
 
-    rule(Routine, "symptoms_lasting_weeks", long_lasting);
-    rule(Routine, "lump_or_swelling", f.has(&LUMP));
-    rule(Routine, "weight_loss", f.has(&WEIGHT_LOSS));
-    rule(Routine, "abdominal_pain", abdominal_pain);
-    rule(Routine, "pregnancy_question", pregnant);
+    rule(Routine, RedFlag::SymptomsLastingWeeks, long_lasting);
+    rule(Routine, RedFlag::LumpOrSwelling, f.has(&LUMP));
+    rule(Routine, RedFlag::WeightLoss, f.has(&WEIGHT_LOSS));
+    rule(Routine, RedFlag::AbdominalPain, abdominal_pain);
+    rule(Routine, RedFlag::PregnancyQuestion, pregnant);
     rule(
         Routine,
-        "symptom_needing_assessment",
+        RedFlag::SymptomNeedingAssessment,
         f.has(&ROUTINE_SYMPTOMS),
     );
 
+    vital_sign_rules(&f, &mut rule);
+
     found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.dedup_by(|a, b| a.1 == b.1);
-    let level = found.first().map_or(SelfCare, |(level, _)| *level);
-    let mut reasons: Vec<&'static str> = found
-        .iter()
-        .filter(|(l, _)| *l == level)
-        .map(|(_, reason)| *reason)
-        .collect();
-    if reasons.is_empty() {
-        reasons.push("no_warning_signs_found");
+    found
+}
+
+/// Thresholds from NEWS2 (Royal College of Physicians 2017), qSOFA (Sepsis-3, JAMA 2016), the
+/// ADA/JBDS definitions of hypoglycaemia and hyperglycaemic crises, and the ACC/AHA 2017
+/// hypertensive-crisis definitions. The numbers are the same in any language.
+fn vital_sign_rules(f: &Findings, rule: &mut impl FnMut(TriageLevel, RedFlag, bool)) {
+    use TriageLevel::{Emergency, Urgent};
+    let m = &f.measured;
+    let age = m
+        .age_years
+        .or(f.infant_age_months.map(|months| months / 12.0));
+    let limits = VitalLimits::for_age(age, f.has(&CHILD_WORDS) && age.is_none());
+    let spo2 = m.spo2;
+    let hr = m.heart_rate;
+    let rr = m.respiratory_rate;
+    let sbp = m.systolic;
+    let dbp = m.diastolic;
+    let glucose = m.glucose_mmol;
+    let temp = f.temperature_c.or(m.temperature_c);
+    let altered = f.has(&CONFUSION) || f.has(&UNCONSCIOUS) || f.has(&DROWSY) || f.has(&SEIZURE);
+    let fever = f.has(&FEVER) || temp.is_some_and(|t| t >= 38.0);
+    let infection_signs = fever || temp.is_some_and(|t| t < 36.0) || f.has(&INFECTION);
+
+    // People with COPD live at 88–92 % (BTS target range); below that is an emergency for them too.
+    let copd = f.has(&COPD);
+    let (hypoxic, low) = if copd { (88.0, 92.0) } else { (92.0, 95.0) };
+    rule(
+        Emergency,
+        RedFlag::Hypoxia,
+        spo2.is_some_and(|s| s < hypoxic),
+    );
+    rule(
+        Urgent,
+        RedFlag::LowOxygenSaturation,
+        spo2.is_some_and(|s| s < low),
+    );
+    rule(
+        Emergency,
+        RedFlag::ShockSigns,
+        sbp.is_some_and(|s| s < 90.0),
+    );
+    rule(
+        Emergency,
+        RedFlag::VeryFastHeartRate,
+        hr.is_some_and(|h| h >= limits.hr_emergency),
+    );
+    rule(
+        Urgent,
+        RedFlag::FastHeartRate,
+        hr.is_some_and(|h| h > limits.hr_urgent),
+    );
+    rule(
+        Emergency,
+        RedFlag::VerySlowHeartRate,
+        hr.is_some_and(|h| h < limits.hr_slow),
+    );
+    rule(
+        Emergency,
+        RedFlag::VeryFastBreathing,
+        rr.is_some_and(|r| r >= limits.rr_emergency || r <= 8.0),
+    );
+    rule(
+        Urgent,
+        RedFlag::FastBreathing,
+        rr.is_some_and(|r| r >= limits.rr_urgent),
+    );
+    let qsofa = [
+        rr.is_some_and(|r| r >= limits.rr_sepsis),
+        sbp.is_some_and(|s| s <= 100.0),
+        altered,
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    rule(
+        Emergency,
+        RedFlag::SepsisSigns,
+        infection_signs
+            && (qsofa >= 2 || (qsofa >= 1 && hr.is_some_and(|h| h >= limits.hr_sepsis))),
+    );
+    rule(
+        Emergency,
+        RedFlag::SevereHypoglycaemia,
+        glucose.is_some_and(|g| g < 3.0 || (g < 4.0 && altered)),
+    );
+    rule(
+        Urgent,
+        RedFlag::LowBloodSugar,
+        glucose.is_some_and(|g| g < 4.0),
+    );
+    let crisis_symptoms = altered
+        || f.has(&VOMITING_ANY)
+        || f.has(&BREATHING_DIFFICULTY)
+        || f.has(&ABDOMINAL_PAIN)
+        || f.has(&BREATHING_SEVERE);
+    rule(
+        Emergency,
+        RedFlag::HyperglycaemicCrisis,
+        glucose.is_some_and(|g| g >= 30.0 || (g >= 14.0 && crisis_symptoms)),
+    );
+    rule(
+        Urgent,
+        RedFlag::HighBloodSugar,
+        glucose.is_some_and(|g| g >= 20.0),
+    );
+    let very_high_bp = sbp.is_some_and(|s| s >= 180.0) || dbp.is_some_and(|d| d >= 120.0);
+    let organ_symptoms = f.has(&CHEST_PAIN)
+        || altered
+        || f.has(&STROKE)
+        || f.has(&BREATHING_DIFFICULTY)
+        || f.has(&VISION_CHANGE)
+        || (f.has(&HEADACHE) && f.has(&SEVERE));
+    rule(
+        Emergency,
+        RedFlag::HypertensiveEmergency,
+        very_high_bp && organ_symptoms,
+    );
+    rule(Urgent, RedFlag::VeryHighBloodPressure, very_high_bp);
+    let pregnant = f.has(&PREGNANT);
+    rule(
+        Emergency,
+        RedFlag::SeverePreEclampsiaSigns,
+        pregnant
+            && (sbp.is_some_and(|s| s >= 160.0)
+                || dbp.is_some_and(|d| d >= 110.0)
+                || ((sbp.is_some_and(|s| s >= 140.0) || dbp.is_some_and(|d| d >= 90.0))
+                    && (f.has(&HEADACHE) || f.has(&VISION_CHANGE) || f.has(&PREGNANCY_WARNING)))),
+    );
+    rule(
+        Urgent,
+        RedFlag::PregnancyWarningSigns,
+        pregnant && (sbp.is_some_and(|s| s >= 140.0) || dbp.is_some_and(|d| d >= 90.0)),
+    );
+    rule(
+        Emergency,
+        RedFlag::SevereHypothermia,
+        temp.is_some_and(|t| t < 32.0 || (t < 35.0 && altered)),
+    );
+    rule(
+        Urgent,
+        RedFlag::LowBodyTemperature,
+        temp.is_some_and(|t| t < 35.0),
+    );
+    rule(Urgent, RedFlag::HighFever, temp.is_some_and(|t| t >= 40.0));
+}
+/// Heart and breathing rates that are dangerous at an age: adult values from NEWS2, children's
+/// from the APLS normal ranges (a heart rate of 150 is an emergency at 40 and normal at 1).
+struct VitalLimits {
+    hr_emergency: f32,
+    hr_urgent: f32,
+    hr_slow: f32,
+    hr_sepsis: f32,
+    rr_emergency: f32,
+    rr_urgent: f32,
+    rr_sepsis: f32,
+}
+
+impl VitalLimits {
+    fn for_age(age_years: Option<f32>, child_without_age: bool) -> Self {
+        let limits = |hr_emergency, hr_urgent, hr_slow, rr_emergency, rr_urgent| VitalLimits {
+            hr_emergency,
+            hr_urgent,
+            hr_slow,
+            hr_sepsis: hr_urgent,
+            rr_emergency,
+            rr_urgent,
+            rr_sepsis: rr_urgent,
+        };
+        match age_years {
+            Some(a) if a < 1.0 => limits(180.0, 160.0, 100.0, 60.0, 50.0),
+            Some(a) if a < 5.0 => limits(160.0, 140.0, 70.0, 40.0, 35.0),
+            Some(a) if a < 12.0 => limits(140.0, 120.0, 60.0, 30.0, 25.0),
+            // A child of unknown age: the infant limits would miss a toddler's danger less
+            // often than the adult ones would raise false alarms.
+            None if child_without_age => limits(160.0, 140.0, 70.0, 40.0, 35.0),
+            _ => VitalLimits {
+                hr_emergency: 130.0,
+                hr_urgent: 110.0,
+                hr_slow: 40.0,
+                hr_sepsis: 120.0,
+                rr_emergency: 30.0,
+                rr_urgent: 22.0,
+                rr_sepsis: 22.0,
+            },
+        }
     }
-    Assessment { level, reasons }
+}
+
+static TABLETS_TAKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|服用了)\s*(?:about|around|over|maybe|like|约|大概)?\s*(\d{1,3})\s*(?:x\s*\d+\s*(?:mg|g)\s*)?(?:of\s*(?:his|her|my|the|their)\s*)?(?:\w+\s*)?(?:tablets?|pills?|caps(?:ules)?|tabs?|片|粒)")
+        .expect("valid regex")
+});
+
+/// The number of tablets someone says were taken at once ("took 32 x 500 mg paracetamol tablets").
+fn tablets_taken(normalized: &str) -> u32 {
+    TABLETS_TAKEN
+        .captures_iter(normalized)
+        .filter_map(|c| c[1].parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Flags {
+        level: TriageLevel,
+        reasons: Vec<&'static str>,
+    }
+
+    fn assess(text: &str) -> Flags {
+        let found = red_flags(&[text]);
+        let level = found.first().map_or(TriageLevel::SelfCare, |(l, _)| *l);
+        Flags {
+            level,
+            reasons: found
+                .iter()
+                .filter(|(l, _)| *l == level)
+                .map(|(_, r)| r.as_str())
+                .collect(),
+        }
+    }
 
     #[test]
     fn emergencies_in_both_languages() {
@@ -498,7 +812,7 @@ mod tests {
     #[test]
     fn negated_red_flags_do_not_fire() {
         let a = assess("No chest pain, no shortness of breath, just a runny nose");
-        assert_eq!(a.level, TriageLevel::SelfCare, "{a:?}");
+        assert_eq!(a.level, TriageLevel::SelfCare, "{:?}", a.reasons);
         assert_eq!(
             assess("没有胸痛，也没有发烧，就是有点咳嗽").level,
             TriageLevel::SelfCare
@@ -506,8 +820,56 @@ mod tests {
     }
 
     #[test]
+    fn a_two_message_emergency_is_one_on_the_second_message() {
+        let first = red_flags(&["I have chest pain"]);
+        assert_eq!(first[0], (TriageLevel::Urgent, RedFlag::ChestPain));
+        let both = red_flags(&[
+            "I have chest pain",
+            "now it goes to my left arm and I am sweating",
+        ]);
+        assert_eq!(
+            both[0],
+            (TriageLevel::Emergency, RedFlag::ChestPainWithDangerSigns)
+        );
+        let withdrawn = red_flags(&["chest pain", "sorry, no chest pain, it is my shoulder"]);
+        assert!(
+            withdrawn.iter().all(|(_, f)| *f != RedFlag::ChestPain),
+            "{withdrawn:?}"
+        );
+    }
+
+    #[test]
+    fn vital_signs_alone_can_make_an_emergency() {
+        for (text, flag) in [
+            (
+                "cough and fever, my oxygen saturation is 88%",
+                RedFlag::Hypoxia,
+            ),
+            (
+                "fever 39.5, heart rate 130, blood pressure 85/50",
+                RedFlag::ShockSigns,
+            ),
+            (
+                "my blood sugar is 32 mmol/L and I feel very drowsy",
+                RedFlag::HyperglycaemicCrisis,
+            ),
+            ("血糖2.1，出冷汗，有点糊涂", RedFlag::SevereHypoglycaemia),
+            ("T 38.9, RR 26, BP 98/60, confused", RedFlag::SepsisSigns),
+        ] {
+            let found = red_flags(&[text]);
+            assert!(
+                found.contains(&(TriageLevel::Emergency, flag)),
+                "{text}: {found:?}"
+            );
+        }
+        let calm = red_flags(&["BP 128/82, HR 72, SpO2 98%, temp 36.8"]);
+        assert!(calm.is_empty(), "{calm:?}");
+    }
+
+    #[test]
     fn numbers_are_read() {
         let f = Findings::of("my baby is 7 weeks old, temp 101.5F");
+        assert!(f.measured.age_years.unwrap() < 0.2);
         assert!(f.infant_age_months.unwrap() < 2.0);
         assert!((f.temperature_c.unwrap() - 38.6).abs() < 0.1);
         let f = Findings::of("coughing for three weeks");
@@ -520,9 +882,6 @@ mod tests {
         assert_eq!(a.level, TriageLevel::Emergency);
         assert!(a.reasons.contains(&"pregnancy_bleeding_or_severe_pain"));
         assert!(a.reasons.contains(&"severe_abdominal_pain"));
-        assert_eq!(
-            assess("what is vitamin D for?").reasons,
-            ["no_warning_signs_found"]
-        );
+        assert!(assess("what is vitamin D for?").reasons.is_empty());
     }
 }

@@ -212,7 +212,10 @@ impl DraftReviewer {
         if states_certain_diagnosis(text) {
             reasons.push(ReviewReason::CertainDiagnosis);
         }
-        if patient::assess(text).level == TriageLevel::Emergency {
+        if patient::red_flags(&[text])
+            .first()
+            .is_some_and(|(level, _)| *level == TriageLevel::Emergency)
+        {
             reasons.push(ReviewReason::RedFlagContent);
         }
         reasons

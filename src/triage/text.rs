@@ -45,6 +45,11 @@ pub struct Text {
 pub struct Clause {
     /// The clause's characters without spaces: what Chinese patterns match against.
     pub chars: Vec<char>,
+    /// Whether `chars` holds any Han character (Chinese patterns need one).
+    pub has_han: bool,
+    /// Whether the clause is an item of a list a negation opened ("denies fever, cough"): all it
+    /// names is denied.
+    pub denied: bool,
     /// The clause's Latin-script words (letters and digits).
     pub words: Vec<String>,
 }
@@ -57,7 +62,15 @@ impl Text {
             .filter(|c| !matches!(c, '\'' | '’' | '‘' | '`' | 'ʼ'))
             .collect();
         let mut clauses = Vec::new();
-        for piece in normalized.split(is_clause_punctuation) {
+        // "Denies chest pain, SOB or palpitations": a negation at the head of a list reaches the
+        // list's later items, which punctuation puts in clauses of their own.
+        let mut list_negation = false;
+        for piece in normalized.split_inclusive(is_clause_punctuation) {
+            let delimiter = piece.chars().last().filter(|&c| is_clause_punctuation(c));
+            let piece = delimiter.map_or(piece, |d| &piece[..piece.len() - d.len_utf8()]);
+            let raw_piece = piece;
+            let inherits = list_negation && continues_negated_list(piece);
+            let first_clause = clauses.len();
             let trimmed = piece.trim_start();
             let mut piece = CHINESE_CLAUSE_OPENERS
                 .iter()
@@ -86,12 +99,15 @@ impl Text {
                 for i in 0..=words.len() {
                     if i == words.len() || CLAUSE_BREAK_WORDS.contains(&words[i].as_str()) {
                         if i > start || i == words.len() {
+                            let chars: Vec<char> = if start == 0 {
+                                part.chars().filter(|c| !c.is_whitespace()).collect()
+                            } else {
+                                Vec::new()
+                            };
                             clauses.push(Clause {
-                                chars: if start == 0 {
-                                    part.chars().filter(|c| !c.is_whitespace()).collect()
-                                } else {
-                                    Vec::new()
-                                },
+                                has_han: chars.iter().any(|&c| is_han(c)),
+                                denied: false,
+                                chars,
                                 words: words[start..i].to_vec(),
                             });
                         }
@@ -99,6 +115,18 @@ impl Text {
                     }
                 }
             }
+            if inherits {
+                for clause in &mut clauses[first_clause..] {
+                    clause.denied = true;
+                }
+            }
+            let negates = inherits || opens_negated_list(raw_piece);
+            list_negation = negates
+                && match delimiter {
+                    Some(',') => !raw_piece.chars().any(is_han),
+                    Some('、') => true,
+                    _ => false,
+                };
         }
         clauses.retain(|c| !c.chars.is_empty() || !c.words.is_empty());
         Self {
@@ -106,6 +134,67 @@ impl Text {
             clauses,
         }
     }
+}
+
+/// Words that open a list of denied findings.
+const LIST_NEGATIONS: &[&str] = &[
+    "denies", "denied", "deny", "no", "nil", "without", "negative",
+];
+const CHINESE_LIST_NEGATIONS: &[&str] = &["否认", "无", "没有", "未"];
+/// Words that make a clause a statement of its own rather than a list item.
+const AFFIRMING_WORDS: &[&str] = &[
+    "has",
+    "have",
+    "had",
+    "is",
+    "are",
+    "was",
+    "were",
+    "reports",
+    "complains",
+    "presents",
+    "now",
+    "feels",
+    "feel",
+    "got",
+    "gets",
+    "there",
+    "i",
+    "she",
+    "he",
+    "they",
+    "but",
+    "though",
+    "yet",
+    "however",
+    "although",
+    "which",
+    "with",
+    "developed",
+    "noticed",
+    "started",
+    "became",
+];
+
+fn opens_negated_list(piece: &str) -> bool {
+    piece
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| LIST_NEGATIONS.contains(&w))
+        || CHINESE_LIST_NEGATIONS.iter().any(|cue| piece.contains(cue))
+}
+
+fn continues_negated_list(piece: &str) -> bool {
+    let words: Vec<&str> = piece
+        .split(|c: char| !c.is_alphanumeric() || is_han(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let han = piece.chars().filter(|&c| is_han(c)).count();
+    words.len() <= 6
+        && han <= 8
+        && !words.iter().any(|w| AFFIRMING_WORDS.contains(w))
+        && !["有", "但", "还", "就是", "只是", "可是"]
+            .iter()
+            .any(|cue| piece.contains(cue) && !piece.contains("没有"))
 }
 
 fn is_clause_punctuation(c: char) -> bool {
@@ -134,7 +223,7 @@ pub use crate::domain::is_han;
 #[derive(Debug, Clone)]
 pub enum Pattern {
     Words(Vec<(WordPattern, bool)>),
-    Chinese(Vec<(String, bool)>),
+    Chinese(Vec<(Vec<char>, bool)>),
 }
 
 #[derive(Debug, Clone)]
@@ -151,7 +240,7 @@ impl Pattern {
             let mut parts = Vec::new();
             let mut gap = false;
             for segment in source.split('~') {
-                let segment: String = segment.chars().filter(|c| !c.is_whitespace()).collect();
+                let segment: Vec<char> = segment.chars().filter(|c| !c.is_whitespace()).collect();
                 if !segment.is_empty() {
                     parts.push((segment, gap));
                 }
@@ -178,27 +267,73 @@ impl Pattern {
 
     /// Whether the pattern occurs, not negated, in any clause of the text.
     pub fn found_in(&self, text: &Text) -> bool {
-        text.clauses
-            .iter()
-            .any(|clause| self.found_in_clause(clause))
+        self.mention_in(text) == Mention::Present
     }
 
-    fn found_in_clause(&self, clause: &Clause) -> bool {
-        match self {
-            Pattern::Words(parts) => (0..clause.words.len()).any(|start| {
-                match match_words(parts, &clause.words, start) {
-                    Some(end) => !negated_words(&clause.words, start, end),
-                    None => false,
-                }
-            }),
-            Pattern::Chinese(parts) => (0..clause.chars.len()).any(|start| {
-                match match_chinese(parts, &clause.chars, start) {
-                    Some(end) => !negated_chinese(&clause.chars, start, end),
-                    None => false,
-                }
-            }),
-        }
+    /// Whether the text affirms the pattern somewhere, only denies it, or does not mention it.
+    pub fn mention_in(&self, text: &Text) -> Mention {
+        text.clauses
+            .iter()
+            .map(|clause| self.mention_in_clause(clause))
+            .max()
+            .unwrap_or(Mention::None)
     }
+
+    fn mention_in_clause(&self, clause: &Clause) -> Mention {
+        if clause.denied {
+            let mut affirmed = clause.clone();
+            affirmed.denied = false;
+            return match self.mention_in_clause(&affirmed) {
+                Mention::None => Mention::None,
+                _ => Mention::Denied,
+            };
+        }
+        let mut mention = Mention::None;
+        match self {
+            Pattern::Words(parts) => {
+                for start in 0..clause.words.len() {
+                    if let Some(end) = match_words(parts, &clause.words, start) {
+                        if !negated_words(&clause.words, start, end) {
+                            return Mention::Present;
+                        }
+                        mention = Mention::Denied;
+                    }
+                }
+            }
+            Pattern::Chinese(_) if !clause.has_han => {}
+            Pattern::Chinese(parts) => {
+                for start in 0..clause.chars.len() {
+                    match match_chinese(parts, &clause.chars, start) {
+                        Some(ChineseMatch::Plain(end)) => {
+                            if !negated_chinese(&clause.chars, start, end) {
+                                return Mention::Present;
+                            }
+                            mention = Mention::Denied;
+                        }
+                        Some(ChineseMatch::NegatedInside) => mention = Mention::Denied,
+                        None => {}
+                    }
+                }
+            }
+        }
+        mention
+    }
+}
+
+/// How a text speaks of something. Ordered so that the strongest mention wins when a text speaks
+/// of it more than once: "no fever yesterday, but now a fever" affirms it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mention {
+    None,
+    Denied,
+    Present,
+}
+
+enum ChineseMatch {
+    /// Matched; the end (exclusive) of the match.
+    Plain(usize),
+    /// The parts matched but a negation stood between them (胸口不疼).
+    NegatedInside,
 }
 
 impl WordPattern {
@@ -211,9 +346,40 @@ impl WordPattern {
 }
 
 /// Patients type fast: one swapped pair of letters in words of four letters or more ("pian"), and
-/// one letter wrong, missing or extra in words of seven or more ("unconcious", "breating"). Shorter
+/// one letter wrong, missing or extra in words of seven or more ("unconcious", "breating"), but never
+/// the first letter: "searing" is not "hearing", nor "wringing" "ringing". Shorter
 /// words must match exactly, or "breast" would read as "breath".
 fn is_typo_of(word: &str, expected: &str) -> bool {
+    // Called for every word against every pattern word: no allocation on the common path.
+    let (w, e) = (word.as_bytes(), expected.as_bytes());
+    if e.len() < 4 || w.len() + 1 < e.len() || w.len() > e.len() + 1 {
+        return false;
+    }
+    if !word.is_ascii() || !expected.is_ascii() {
+        return typo_of_chars(word, expected);
+    }
+    if w.len() == e.len() {
+        let mut differing = (0..e.len()).filter(|&i| w[i] != e[i]);
+        let first = differing.next();
+        let second = differing.next();
+        let third = differing.next();
+        match (first, second, third) {
+            (Some(i), Some(j), None) if j == i + 1 && w[i] == e[j] && w[j] == e[i] => return true,
+            (Some(i), None, None) => return e.len() >= 7 && i > 0,
+            _ => return false,
+        }
+    }
+    e.len() >= 7 && w[0] == e[0] && one_insertion_apart(w, e)
+}
+
+/// Whether the longer of two byte strings is the shorter with one byte inserted.
+fn one_insertion_apart(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    short[prefix..] == long[prefix + 1..]
+}
+
+fn typo_of_chars(word: &str, expected: &str) -> bool {
     let (w, e): (Vec<char>, Vec<char>) = (word.chars().collect(), expected.chars().collect());
     if e.len() >= 4 && w.len() == e.len() {
         let differing: Vec<usize> = (0..e.len()).filter(|&i| w[i] != e[i]).collect();
@@ -225,7 +391,11 @@ fn is_typo_of(word: &str, expected: &str) -> bool {
             return true;
         }
     }
-    e.len() >= 7 && w.len() + 1 >= e.len() && strsim::osa_distance(word, expected) <= 1
+    e.len() >= 7
+        && w.first() == e.first()
+        && w.len() + 1 >= e.len()
+        && w.len() <= e.len() + 1
+        && strsim::osa_distance(word, expected) <= 1
 }
 
 /// The end (exclusive) of a match of `parts` starting exactly at `start`.
@@ -253,10 +423,14 @@ fn negated_words(words: &[String], start: usize, end: usize) -> bool {
             .any(|pair| pair[0] == "went" && pair[1] == "away")
 }
 
-fn match_chinese(parts: &[(String, bool)], chars: &[char], start: usize) -> Option<usize> {
+fn match_chinese(
+    parts: &[(Vec<char>, bool)],
+    chars: &[char],
+    start: usize,
+) -> Option<ChineseMatch> {
     let mut at = start;
+    let mut negated_inside = false;
     for (index, (segment, gap)) in parts.iter().enumerate() {
-        let segment: Vec<char> = segment.chars().collect();
         let latest = if index == 0 {
             start
         } else if *gap {
@@ -264,13 +438,17 @@ fn match_chinese(parts: &[(String, bool)], chars: &[char], start: usize) -> Opti
         } else {
             at
         };
-        let found = (at..=latest).find(|&i| chars[i.min(chars.len())..].starts_with(&segment))?;
+        let found = (at..=latest).find(|&i| chars[i.min(chars.len())..].starts_with(segment))?;
         if index > 0 && contains_chinese_negation(&chars[at..found]) {
-            return None;
+            negated_inside = true;
         }
         at = found + segment.len();
     }
-    Some(at)
+    Some(if negated_inside {
+        ChineseMatch::NegatedInside
+    } else {
+        ChineseMatch::Plain(at)
+    })
 }
 
 fn contains_chinese_negation(span: &[char]) -> bool {
@@ -312,6 +490,19 @@ impl Phrases {
 
     pub fn found_in(&self, text: &Text) -> bool {
         self.0.iter().any(|p| p.found_in(text))
+    }
+
+    /// The strongest mention of any of the patterns.
+    pub fn mention_in(&self, text: &Text) -> Mention {
+        self.0
+            .iter()
+            .map(|p| p.mention_in(text))
+            .max()
+            .unwrap_or(Mention::None)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -364,6 +555,37 @@ mod tests {
         assert!(found("胸痛", "没有发烧，但是胸痛"));
         assert!(found("流血", "一直不停流血"));
         assert!(found("胸闷", "胸闷，不舒服"));
+    }
+
+    #[test]
+    fn a_negation_reaches_the_items_of_its_list() {
+        let mention = |p: &str, t: &str| Pattern::parse(p).mention_in(&Text::new(t));
+        let note = "Denies saddle numbness, bladder change, fever, weight loss or cancer. Cough.";
+        assert_eq!(mention("fever", note), Mention::Denied);
+        assert_eq!(mention("cancer", note), Mention::Denied);
+        assert_eq!(mention("cough", note), Mention::Present);
+        assert_eq!(
+            mention("cough", "no fever, she has a cough"),
+            Mention::Present
+        );
+        assert_eq!(mention("cough", "no fever, but a cough"), Mention::Present);
+        assert_eq!(mention("咳嗽", "否认发热、咳嗽"), Mention::Denied);
+        assert_eq!(mention("咳嗽", "没有发烧，咳嗽三天了"), Mention::Present);
+        assert_eq!(mention("咳嗽", "无发热，有咳嗽"), Mention::Present);
+    }
+
+    #[test]
+    fn mentions_tell_denied_from_absent() {
+        let mention = |p: &str, t: &str| Pattern::parse(p).mention_in(&Text::new(t));
+        assert_eq!(mention("fever", "no fever"), Mention::Denied);
+        assert_eq!(mention("fever", "a cough"), Mention::None);
+        assert_eq!(
+            mention("fever", "no fever yesterday, but a fever now"),
+            Mention::Present
+        );
+        assert_eq!(mention("胸~疼", "胸口不疼"), Mention::Denied);
+        assert_eq!(mention("发烧", "没有发烧"), Mention::Denied);
+        assert_eq!(mention("发烧", "发烧了"), Mention::Present);
     }
 
     #[test]

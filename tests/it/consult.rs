@@ -717,7 +717,9 @@ async fn bad_messages_get_a_clear_error_and_store_nothing() {
     assert_eq!(h.generator.calls(), 0);
     assert_eq!(h.conversation(patient).await.len(), 2);
 
-    // Odd Unicode that has words in it is handled.
+    // Odd Unicode that has words in it is handled (in a new topic: after an emergency, the same
+    // topic's answers go to a doctor).
+    h.service.start_new_topic(patient).await.unwrap();
     let outcome = h.send(patient, "Ｉ ｈａｖｅ ａ ｃｏｌｄ 🤧 e\u{301}").await;
     assert!(matches!(outcome.reply, Reply::Answer { .. }));
 }

@@ -5,6 +5,7 @@ mod fake_telegram;
 mod helpers;
 mod tiny_model;
 
+mod assessment;
 mod chat;
 mod cli;
 mod consult;

@@ -935,6 +935,8 @@ fn serve_binary(
         .env("DATABASE_URL", t.url.expose())
         .env("MEDBOT_MASTER_KEY", key_base64(key_byte))
         .env("MODEL_PATH", &model)
+        // These tests are about the model's path (streaming, crashes mid-answer), not composed answers.
+        .env("MEDBOT_COMPOSE_ANSWERS", "never")
         .env("MEDBOT_DRUG_LEXICON", &lexicon)
         .env("CANDLE_NUM_THREADS", "1")
         .current_dir(dir)
