@@ -101,7 +101,7 @@ static SPO2: LazyLock<Regex> = LazyLock::new(|| {
 });
 static GLUCOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?:blood\s*sugar|blood\s*glucose|glucose|\bbgl?\b|\bbm\b|\bcbg\b|\bsugar(?:s)?(?:\s*level)?|glucometer|血糖|随机血糖|指尖血糖)\s*(?:level)?(?:\s*(?:of|is|was|at|=|:|reads|reading|says|shows|showed|on|my|the|测|测了|显示|是|高达|只有)){{0,3}}\s*(?:about|around|over|only|约)?\s*{NUM}\s*(mmol|mg)?"
+        r"(?:blood\s*sugar|blood\s*glucose|glucose|\bbgl?\b|\bbm\b|\bcbg\b|\bsugar(?:s)?(?:\s*level)?|glucometer|血糖仪[^\d]{{0,6}}|血糖[^\d仪]{{0,4}}|随机血糖|指尖血糖)\s*(?:level)?(?:\s*(?:of|is|was|at|=|:|reads|reading|says|shows|showed|on|my|the|测|测了|显示|是|高达|只有)){{0,3}}\s*(?:about|around|over|only|约)?\s*{NUM}\s*(mmol|mg)?"
     ))
 });
 static AGE_YEARS: LazyLock<Regex> = LazyLock::new(|| {
@@ -380,6 +380,7 @@ mod tests {
         assert_eq!(m.respiratory_rate, Some(26.0));
         assert_eq!(m.systolic, Some(85.0));
         assert_eq!(m.spo2, Some(89.0));
+        assert_eq!(of("家里血糖仪测了一下2.1").glucose_mmol, Some(2.1));
         let m = of("血氧88，血糖2.5，发烧三天了");
         assert_eq!(m.spo2, Some(88.0));
         assert_eq!(m.glucose_mmol, Some(2.5));

@@ -119,6 +119,12 @@ fn meanwhile(flag: RedFlag, language: Language) -> Option<&'static str> {
         (F::SeverePreEclampsiaSigns, true) => {
             "左侧卧休息，带上孕检资料，并告诉医护人员您怀孕几周了。"
         }
+        (F::CaudaEquinaSigns, false) => {
+            "Go to an emergency department now, even if the pain is bearable: these nerve signs need a scan within hours. Do not wait to see if they pass."
+        }
+        (F::CaudaEquinaSigns, true) => {
+            "即使疼痛还能忍受，也请立即去急诊：这些神经症状需要在几小时内做检查。不要等待观察。"
+        }
         (F::AcuteLimbIschaemia, false) => {
             "Keep the limb still and at or slightly below the level of the heart, and keep it at room temperature: do not warm it, cool it or raise it."
         }
@@ -579,6 +585,7 @@ mod tests {
             "32 weeks pregnant, BP 170/115",
             "my leg suddenly went cold and pale and I cant move my toes",
             "excruciating stomach pain",
+            "back pain for a week and now numb between my legs when I wipe",
             "fever 39, breathing 28 times a minute, blood pressure 95/60 and confused",
         ];
         let mut covered = std::collections::HashSet::new();

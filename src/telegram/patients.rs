@@ -292,7 +292,14 @@ pub(super) async fn converse<G: Generator>(
         Ok(None) => Ok(()),
         Ok(Some(outcome)) => match outcome.reply {
             Reply::Emergency { text } => reply(context, patient, &text, None).await,
-            Reply::Answer { text } => reply(context, patient, &text, progress.message).await,
+            Reply::Answer { text } => {
+                // The outbox edits the streamed message into the answer: not sooner after the last
+                // progress edit than Telegram allows.
+                if let Some(at) = progress.last_edit {
+                    tokio::time::sleep_until(at + MIN_EDIT_GAP).await;
+                }
+                reply(context, patient, &text, progress.message).await
+            }
             // The notice went out when the service asked for it.
             Reply::UnderReview { .. } => Ok(()),
         },
@@ -312,7 +319,12 @@ pub(super) async fn converse<G: Generator>(
 struct ProgressShown {
     /// The message that shows the streamed draft, if one was sent.
     message: Option<MessageId>,
+    /// When that message was last sent or edited.
+    last_edit: Option<Instant>,
 }
+
+/// Telegram allows about one edit a second per message; the final answer's edit keeps to it too.
+const MIN_EDIT_GAP: Duration = Duration::from_millis(1000);
 
 /// Where the "a doctor is reviewing" notice goes: the outbox, at once, so that it is not lost.
 struct ReviewNotice {
@@ -379,6 +391,7 @@ async fn show_progress(
                     tracing::debug!(error = %e, "streamed draft not shown");
                 }
                 last_edit = Instant::now();
+                shown.last_edit = Some(last_edit);
             }
         }
     }

@@ -130,6 +130,21 @@ phrases! {LIMB_DEFICIT, [
     "cant move ~ toes", "cant move ~ foot", "cant move ~ leg", "numb*", "pins and needles", "paralys*",
     "cant feel", "动不了", "麻", "没知觉",
 ]}
+phrases! {BACK_PAIN, [
+    "back pain", "bad back", "back ~ hurt*", "back ~ ache*", "backache*", "sciatica", "disc", "lumbar",
+    "腰疼", "腰痛", "背疼", "背痛", "腰椎", "坐骨神经", "腰~疼", "腰间盘",
+]}
+// Cauda equina red flags (NICE CKS, GIRFT 2023): saddle numbness, new bladder or bowel trouble, both
+// legs affected.
+phrases! {CAUDA_EQUINA_SIGNS, [
+    "saddle", "numb ~ wipe", "wipe ~ numb", "between ~ legs ~ numb", "numb ~ between ~ legs",
+    "numb ~ bum", "bum ~ numb", "numb ~ groin", "groin ~ numb", "perianal ~ numb*", "perineal ~ numb*",
+    "cant pee", "havent ~ able to pee", "unable to pass urine", "cant pass urine", "not passed urine",
+    "retention", "lost control ~ bladder", "wet myself", "incontinen*", "both legs ~ numb",
+    "both legs ~ weak", "both legs ~ tingl*", "legs ~ both ~ numb", "bilateral ~ leg",
+    "鞍区", "会阴~麻", "屁股~麻", "肛门~麻", "尿不出", "排不出尿", "大小便失禁", "小便失禁", "两条腿~麻",
+    "双腿~麻", "双下肢~麻", "双腿~无力",
+]}
 phrases! {COPD, [
     "copd", "emphysema", "chronic bronchitis", "chronic obstructive", "慢阻肺", "慢性阻塞性肺", "肺气肿",
     "慢支",
@@ -489,6 +504,11 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
     );
     rule(
         Emergency,
+        RedFlag::CaudaEquinaSigns,
+        f.has(&BACK_PAIN) && f.has(&CAUDA_EQUINA_SIGNS),
+    );
+    rule(
+        Emergency,
         RedFlag::AcuteLimbIschaemia,
         f.has(&COLD_PALE_LIMB) && (f.has(&LIMB_DEFICIT) || f.has(&SUDDEN) || f.has(&SEVERE)),
     );
@@ -759,7 +779,7 @@ impl VitalLimits {
 }
 
 static TABLETS_TAKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|服用了)\s*(?:about|around|over|maybe|like|约|大概)?\s*(\d{1,3})\s*(?:x\s*\d+\s*(?:mg|g)\s*)?(?:of\s*(?:his|her|my|the|their)\s*)?(?:\w+\s*)?(?:tablets?|pills?|caps(?:ules)?|tabs?|片|粒)")
+    Regex::new(r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|服用了)\s*(?:about|around|over|maybe|like|约|大概)?\s*(\d{1,3})\s*(?:x\s*\d+\s*(?:mg|g)\s*)?(?:of\s*(?:his|her|my|the|their)\s*)?(?:\w+\s*)?(?:tablets?|pills?|caps(?:ules)?|tabs?|片|粒|\d+\s*mg)")
         .expect("valid regex")
 });
 
@@ -854,6 +874,10 @@ mod tests {
                 RedFlag::HyperglycaemicCrisis,
             ),
             ("血糖2.1，出冷汗，有点糊涂", RedFlag::SevereHypoglycaemia),
+            (
+                "I took about 24 paracetamol 500mg 3 hours ago",
+                RedFlag::OverdoseOrPoisoning,
+            ),
             ("T 38.9, RR 26, BP 98/60, confused", RedFlag::SepsisSigns),
         ] {
             let found = red_flags(&[text]);

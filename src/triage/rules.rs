@@ -34,6 +34,7 @@ red_flags! {
     SevereAbdominalPain => "severe_abdominal_pain",
     MeningitisSigns => "meningitis_signs",
     AcuteLimbIschaemia => "cold_pale_limb",
+    CaudaEquinaSigns => "cauda_equina_signs",
     Hypoxia => "low_oxygen_level",
     ShockSigns => "low_blood_pressure",
     VeryFastHeartRate => "very_fast_heart_rate",

@@ -272,11 +272,11 @@ impl Pattern {
 
     /// Whether the text affirms the pattern somewhere, only denies it, or does not mention it.
     pub fn mention_in(&self, text: &Text) -> Mention {
-        text.clauses
-            .iter()
-            .map(|clause| self.mention_in_clause(clause))
-            .max()
-            .unwrap_or(Mention::None)
+        strongest(
+            text.clauses
+                .iter()
+                .map(|clause| self.mention_in_clause(clause)),
+        )
     }
 
     fn mention_in_clause(&self, clause: &Clause) -> Mention {
@@ -329,6 +329,18 @@ pub enum Mention {
     Present,
 }
 
+/// The strongest of some mentions, stopping at the first `Present` (nothing is stronger).
+fn strongest(mentions: impl Iterator<Item = Mention>) -> Mention {
+    let mut best = Mention::None;
+    for mention in mentions {
+        if mention == Mention::Present {
+            return mention;
+        }
+        best = best.max(mention);
+    }
+    best
+}
+
 enum ChineseMatch {
     /// Matched; the end (exclusive) of the match.
     Plain(usize),
@@ -338,6 +350,14 @@ enum ChineseMatch {
 
 impl WordPattern {
     fn matches(&self, word: &str) -> bool {
+        // No typo changes the first letter, so this one comparison rules out most words quickly.
+        let first = |s: &str| s.as_bytes().first().copied();
+        let expected = match self {
+            WordPattern::Prefix(p) | WordPattern::Exact(p) => p,
+        };
+        if first(word) != first(expected) {
+            return false;
+        }
         match self {
             WordPattern::Prefix(prefix) => word.starts_with(prefix.as_str()),
             WordPattern::Exact(expected) => word == expected || is_typo_of(word, expected),
@@ -347,7 +367,8 @@ impl WordPattern {
 
 /// Patients type fast: one swapped pair of letters in words of four letters or more ("pian"), and
 /// one letter wrong, missing or extra in words of seven or more ("unconcious", "breating"), but never
-/// the first letter: "searing" is not "hearing", nor "wringing" "ringing". Shorter
+/// the first letter: "searing" is not "hearing", nor "wringing" "ringing" (which also lets matching
+/// skip every word that starts with another letter). Shorter
 /// words must match exactly, or "breast" would read as "breath".
 fn is_typo_of(word: &str, expected: &str) -> bool {
     // Called for every word against every pattern word: no allocation on the common path.
@@ -364,7 +385,9 @@ fn is_typo_of(word: &str, expected: &str) -> bool {
         let second = differing.next();
         let third = differing.next();
         match (first, second, third) {
-            (Some(i), Some(j), None) if j == i + 1 && w[i] == e[j] && w[j] == e[i] => return true,
+            (Some(i), Some(j), None) if i > 0 && j == i + 1 && w[i] == e[j] && w[j] == e[i] => {
+                return true;
+            }
             (Some(i), None, None) => return e.len() >= 7 && i > 0,
             _ => return false,
         }
@@ -384,6 +407,7 @@ fn typo_of_chars(word: &str, expected: &str) -> bool {
     if e.len() >= 4 && w.len() == e.len() {
         let differing: Vec<usize> = (0..e.len()).filter(|&i| w[i] != e[i]).collect();
         if let [i, j] = differing[..]
+            && i > 0
             && j == i + 1
             && w[i] == e[j]
             && w[j] == e[i]
@@ -494,11 +518,7 @@ impl Phrases {
 
     /// The strongest mention of any of the patterns.
     pub fn mention_in(&self, text: &Text) -> Mention {
-        self.0
-            .iter()
-            .map(|p| p.mention_in(text))
-            .max()
-            .unwrap_or(Mention::None)
+        strongest(self.0.iter().map(|p| p.mention_in(text)))
     }
 
     pub fn is_empty(&self) -> bool {
