@@ -126,7 +126,8 @@ static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-fn number_word(word: &str) -> Option<f32> {
+/// "three", "a", "两", "十二" or "12" as a number.
+pub(crate) fn number_word(word: &str) -> Option<f32> {
     Some(match word {
         "a" | "an" | "one" | "一" => 1.0,
         "半" => 0.5,

@@ -322,23 +322,7 @@ phrases! {LONG_LASTING, ["for weeks",
 "反复"]}
 phrases! {TEMPERATURE_CONTEXT, ["fever*", "temp*", "thermometer", "发烧", "发热", "体温", "烧"]}
 
-fn number_word(word: &str) -> Option<f32> {
-    let simple = match word {
-        "a" | "one" | "一" => 1.0,
-        "two" | "couple of" | "二" | "两" => 2.0,
-        "three" | "few" | "三" | "几" => 3.0,
-        "four" | "四" => 4.0,
-        "five" | "several" | "五" => 5.0,
-        "six" | "六" => 6.0,
-        "seven" | "七" => 7.0,
-        "eight" | "八" => 8.0,
-        "nine" | "九" => 9.0,
-        "ten" | "十" => 10.0,
-        "eleven" => 11.0,
-        other => return other.parse().ok(),
-    };
-    Some(simple)
-}
+use crate::assessment::measure::number_word;
 
 impl Findings {
     fn of_topic(messages: &[&str]) -> Self {
