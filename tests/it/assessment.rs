@@ -10,7 +10,7 @@ use medbot::assessment::{ClinicalKnowledge, SharedKnowledge};
 use medbot::consult::testing::{ManualClock, Script, ScriptedGenerator};
 use medbot::consult::{ConsultationService, Reply, ServiceSettings};
 use medbot::context::PromptRole;
-use medbot::domain::{TelegramChatId, TelegramUserId, TriageLevel};
+use medbot::domain::{PatientId, TelegramChatId, TelegramUserId, TriageLevel};
 use medbot::triage::{DraftReviewer, DrugLexicon, ReviewReason, assess, assess_topic};
 
 use crate::helpers::*;
@@ -180,6 +180,17 @@ fn the_differential_names_the_textbook_diagnosis() {
     }
 }
 
+/// A copy of data/ (findings and conditions) in `target`, to edit without touching the repository.
+fn copy_data_to(target: &Path) {
+    for folder in ["findings", "conditions"] {
+        std::fs::create_dir_all(target.join(folder)).unwrap();
+        for entry in std::fs::read_dir(manifest("data").join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), target.join(folder).join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 fn report(folder: &str) -> Report {
     let cases = evaluation::load_cases(&manifest(folder)).expect("the vignettes are checked in");
     evaluation::evaluate(&ClinicalKnowledge::builtin(), &cases)
@@ -274,13 +285,7 @@ fn triage_jsonl_prints_one_line_per_case_in_order() {
 fn an_invalid_knowledge_folder_is_refused_in_one_line_naming_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("clinical");
-    for folder in ["findings", "conditions"] {
-        std::fs::create_dir_all(data.join(folder)).unwrap();
-        for entry in std::fs::read_dir(manifest("data").join(folder)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), data.join(folder).join(entry.file_name())).unwrap();
-        }
-    }
+    copy_data_to(&data);
     let shown = data.to_str().unwrap();
     let out = run_medbot(&["assessment", "check", shown], &[], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -314,17 +319,7 @@ fn an_invalid_knowledge_folder_is_refused_in_one_line_naming_file_and_field() {
 #[test]
 fn an_edited_knowledge_folder_is_picked_up_and_a_broken_edit_keeps_the_last_good_set() {
     let dir = tempfile::tempdir().unwrap();
-    for folder in ["findings", "conditions"] {
-        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
-        for entry in std::fs::read_dir(manifest("data").join(folder)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(
-                entry.path(),
-                dir.path().join(folder).join(entry.file_name()),
-            )
-            .unwrap();
-        }
-    }
+    copy_data_to(dir.path());
     let shared = SharedKnowledge::from_dir(dir.path().to_owned()).unwrap();
     let before = shared.current().conditions.len();
     assert!(!shared.reload_if_changed().unwrap());
@@ -367,7 +362,10 @@ reviewed_by = ""
 
 type Service = ConsultationService<ScriptedGenerator, medbot::storage::Store, Arc<ManualClock>>;
 
-async fn service(key_byte: u8, compose: bool) -> (TestStore, Arc<ScriptedGenerator>, Service) {
+async fn service(
+    key_byte: u8,
+    compose: bool,
+) -> (TestStore, Arc<ScriptedGenerator>, Service, PatientId) {
     let t = test_store(key_byte).await;
     let generator = Arc::new(ScriptedGenerator::new("Rest and drink water."));
     let reviewer = Arc::new(DraftReviewer::new(DrugLexicon::from_names(["ibuprofen"])));
@@ -381,18 +379,19 @@ async fn service(key_byte: u8, compose: bool) -> (TestStore, Arc<ScriptedGenerat
             ..ServiceSettings::default()
         },
     );
-    (t, generator, service)
+    let telegram = i64::from(key_byte) * 100 + 1;
+    let patient = t
+        .store
+        .register_patient(TelegramUserId(telegram), TelegramChatId(telegram), None)
+        .await
+        .unwrap()
+        .id;
+    (t, generator, service, patient)
 }
 
 #[tokio::test]
 async fn the_service_triages_the_whole_topic_and_a_second_message_can_be_the_emergency() {
-    let (t, generator, service) = service(71, false).await;
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(7101), TelegramChatId(7101), None)
-        .await
-        .unwrap()
-        .id;
+    let (t, generator, service, patient) = service(71, false).await;
     generator.push(Script::say("Chest pain has many causes."));
     let first = service
         .handle(patient, "I have chest pain", &mut |_| {})
@@ -429,13 +428,7 @@ async fn the_service_triages_the_whole_topic_and_a_second_message_can_be_the_eme
 
 #[tokio::test]
 async fn with_the_small_model_a_symptom_question_is_answered_from_vetted_texts() {
-    let (t, generator, service) = service(72, true).await;
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(7201), TelegramChatId(7201), None)
-        .await
-        .unwrap()
-        .id;
+    let (t, generator, service, patient) = service(72, true).await;
     let outcome = service
         .handle(
             patient,
@@ -484,13 +477,7 @@ async fn with_the_small_model_a_symptom_question_is_answered_from_vetted_texts()
 
 #[tokio::test]
 async fn the_model_and_the_doctor_see_the_assessment() {
-    let (t, generator, service) = service(73, false).await;
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(7301), TelegramChatId(7301), None)
-        .await
-        .unwrap()
-        .id;
+    let (t, generator, service, patient) = service(73, false).await;
     generator.push(Script::say(
         "It could be a urinary infection; ibuprofen may help.",
     ));
