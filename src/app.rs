@@ -164,11 +164,12 @@ pub fn load_reviewer(env: &dyn Env) -> anyhow::Result<DraftReviewer> {
 /// The service's settings from the environment.
 ///
 /// # Errors
-/// A malformed `MEDBOT_REVIEW_TIMEOUT_MINUTES`.
+/// A malformed `MEDBOT_REVIEW_TIMEOUT_MINUTES`, `MEDBOT_COMPOSE_ANSWERS` or `MEDBOT_ANSWER_DEADLINE_S`.
 pub fn service_settings(env: &dyn Env) -> Result<ServiceSettings, config::ConfigError> {
     Ok(ServiceSettings {
         review_timeout: config::review_timeout(env)?,
         compose_symptom_answers: config::compose_answers(env)?,
+        answer_deadline: config::answer_deadline(env)?,
         ..ServiceSettings::default()
     })
 }

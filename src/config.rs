@@ -27,6 +27,7 @@ pub const MEDBOT_REQUANTIZE: &str = "MEDBOT_REQUANTIZE";
 pub const MEDBOT_EMBEDDER: &str = "MEDBOT_EMBEDDER";
 pub const MEDBOT_CLINICAL_DATA: &str = "MEDBOT_CLINICAL_DATA";
 pub const MEDBOT_COMPOSE_ANSWERS: &str = "MEDBOT_COMPOSE_ANSWERS";
+pub const MEDBOT_ANSWER_DEADLINE_S: &str = "MEDBOT_ANSWER_DEADLINE_S";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -264,6 +265,21 @@ pub fn review_timeout(env: &dyn Env) -> Result<chrono::Duration, ConfigError> {
         _ => Err(ConfigError::new(
             MEDBOT_REVIEW_TIMEOUT_MINUTES,
             format!("must be a whole number of minutes from 1 to 10080, not {raw:?}"),
+        )),
+    }
+}
+
+/// `MEDBOT_ANSWER_DEADLINE_S`: how long the model may take over one answer before the draft goes
+/// to a doctor (5 s to 1 hour; default 60).
+pub fn answer_deadline(env: &dyn Env) -> Result<std::time::Duration, ConfigError> {
+    let Some(raw) = non_empty(env, MEDBOT_ANSWER_DEADLINE_S) else {
+        return Ok(std::time::Duration::from_secs(60));
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(seconds) if (5..=3600).contains(&seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        _ => Err(ConfigError::new(
+            MEDBOT_ANSWER_DEADLINE_S,
+            format!("must be a whole number of seconds from 5 to 3600, not {raw:?}"),
         )),
     }
 }

@@ -14,6 +14,7 @@
 //! ```
 
 mod desk;
+mod inflight;
 pub mod ports;
 mod service;
 pub mod testing;
@@ -27,5 +28,6 @@ pub use ports::{
     SystemClock, Turn,
 };
 pub use service::{
-    ConsultError, ConsultationService, Outcome, Progress, Reply, ServiceSettings, ServiceStore,
+    ConsultError, ConsultationService, Outcome, Progress, Received, Reply, ServiceSettings,
+    ServiceStore, StoredMessage,
 };

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use super::inflight::{AnswerTicket, Registry};
 use super::ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationStore, Generator,
     GeneratorError, KnowledgeSource, NewEscalation, Notifier, Reference, StoreError,
@@ -40,6 +41,8 @@ pub struct ServiceSettings {
     /// Answer symptom questions from the assessment and the conditions' vetted texts instead of
     /// letting the model write: for a model too small to be trusted with medicine (the default).
     pub compose_symptom_answers: bool,
+    /// The most the model may take over one answer; past it the draft goes to a doctor.
+    pub answer_deadline: std::time::Duration,
 }
 
 impl Default for ServiceSettings {
@@ -51,6 +54,7 @@ impl Default for ServiceSettings {
             references: 4,
             reference_threshold: 0.45,
             compose_symptom_answers: false,
+            answer_deadline: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +83,9 @@ pub enum Reply {
         reasons: Vec<ReviewReason>,
         text: String,
     },
+    /// The patient wrote again (or an emergency came) before this answer was ready: it was
+    /// stopped, and the newer message is answered with this one in its context. Nothing to send.
+    Superseded,
 }
 
 impl Reply {
@@ -87,6 +94,7 @@ impl Reply {
             Reply::Emergency { text }
             | Reply::Answer { text }
             | Reply::UnderReview { text, .. } => text,
+            Reply::Superseded => "",
         }
     }
 }
@@ -97,6 +105,36 @@ pub struct Outcome {
     pub assessment: Assessment,
     pub language: Language,
     pub reply: Reply,
+}
+
+/// A patient's message after [`ConsultationService::receive`].
+#[derive(Debug)]
+pub enum Received {
+    /// Answered already: an emergency, whose advice is the reply.
+    Answered(Outcome),
+    /// Stored; [`ConsultationService::answer_stored`] writes its answer, unless a newer message
+    /// or an emergency from the same patient supersedes it first.
+    Stored(StoredMessage),
+}
+
+/// A stored message waiting for its answer.
+#[derive(Debug)]
+pub struct StoredMessage {
+    patient: PatientId,
+    question: MessageId,
+    text: Plaintext,
+    assessment: Assessment,
+    ticket: AnswerTicket,
+}
+
+impl StoredMessage {
+    pub fn patient(&self) -> PatientId {
+        self.patient
+    }
+
+    pub fn language(&self) -> Language {
+        Language::of_text(self.text.as_str())
+    }
 }
 
 /// Why a message was not handled. Nothing was stored unless the error says so.
@@ -130,6 +168,7 @@ pub struct ConsultationService<G, S, C> {
     settings: ServiceSettings,
     knowledge: Option<Arc<dyn KnowledgeSource>>,
     clinical: Arc<SharedKnowledge>,
+    answering: Arc<Registry>,
 }
 
 impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
@@ -148,6 +187,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             settings,
             knowledge: None,
             clinical: SharedKnowledge::builtin(),
+            answering: Arc::default(),
         }
     }
 
@@ -206,53 +246,121 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         doctor_requested: bool,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
-        let span = tracing::info_span!("consult", patient = %patient.log_tag(), chars = message.chars().count());
-        async move {
-        let started = Instant::now();
+        match self.receive(patient, message, doctor_requested).await? {
+            Received::Answered(outcome) => {
+                progress(Progress::Triaged(&outcome.assessment));
+                Ok(outcome)
+            }
+            Received::Stored(stored) => self.answer_stored(stored, progress).await,
+        }
+    }
+
+    /// The emergency advice for `message`, if the message alone is an emergency: pure and
+    /// immediate, for front ends that must answer before anything can be stored (a database
+    /// that is down). [`ConsultationService::receive`] reaches the same verdict.
+    pub fn emergency_advice(&self, message: &str) -> Option<String> {
         let message = message.trim();
-        let language = Language::of_text(message);
-        if !message.chars().any(char::is_alphanumeric) {
-            return Err(ConsultError::EmptyMessage);
-        }
-        // Triage comes before any limit: an emergency is answered however long the message is.
-        // This message alone first: an emergency must not wait for the database to read the
-        // earlier turns.
         let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
-        let knowledge = self.clinical.current();
-        let assessment = triage::assess_topic(&knowledge, &[triaged.as_str()]);
-        if assessment.is_emergency() {
-            progress(Progress::Triaged(&assessment));
-            tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
-            return Ok(self
-                .answer_emergency(patient, message, assessment, language, false)
-                .await);
-        }
+        let assessment = triage::assess_topic(&self.clinical.current(), &[triaged.as_str()]);
+        assessment
+            .is_emergency()
+            .then(|| wording::emergency_advice(Language::of_text(message), &assessment))
+    }
 
-        let chars = message.chars().count();
-        let tokens = self.generator.count(message);
-        let fixed = self.generator.count(wording::system_prompt(language))
-            + 2 * self.generator.message_overhead()
-            + self.generator.prompt_overhead();
-        if chars > self.settings.max_message_chars
-            || fixed + tokens > self.prompt_budget().prompt_tokens()
-        {
-            return Err(ConsultError::MessageTooLong { chars, tokens });
-        }
+    /// The first, quick half of handling a message, which front ends run in the order messages
+    /// arrive: triage (an emergency is answered here, and any answer still being written for the
+    /// patient is cancelled), the limits, and storing the message. The slow half, the answer, is
+    /// [`ConsultationService::answer_stored`], which a front end may run concurrently: a newer
+    /// message from the same patient supersedes it.
+    ///
+    /// # Errors
+    /// As for [`ConsultationService::handle`].
+    pub async fn receive(
+        &self,
+        patient: PatientId,
+        message: &str,
+        doctor_requested: bool,
+    ) -> Result<Received, ConsultError> {
+        let span = tracing::info_span!("receive", patient = %patient.log_tag(), chars = message.chars().count());
+        async move {
+            let message = message.trim();
+            let language = Language::of_text(message);
+            if !message.chars().any(char::is_alphanumeric) {
+                return Err(ConsultError::EmptyMessage);
+            }
+            // Triage comes before any limit: an emergency is answered however long the message is.
+            // This message alone first: an emergency must not wait for the database to read the
+            // earlier turns.
+            let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
+            let knowledge = self.clinical.current();
+            let assessment = triage::assess_topic(&knowledge, &[triaged.as_str()]);
+            if assessment.is_emergency() {
+                tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
+                if self.answering.cancel(patient) {
+                    tracing::info!("the answer in progress was cancelled for the emergency");
+                }
+                return Ok(Received::Answered(
+                    self.answer_emergency(patient, message, assessment, language, false)
+                        .await,
+                ));
+            }
 
-        let text = Plaintext::new(message);
-        let question = self.store.record(patient, Role::Patient, &text).await?;
-        let outcome = self
-            .answer(
+            let chars = message.chars().count();
+            let tokens = self.generator.count(message);
+            let fixed = self.generator.count(wording::system_prompt(language))
+                + 2 * self.generator.message_overhead()
+                + self.generator.prompt_overhead();
+            if chars > self.settings.max_message_chars
+                || fixed + tokens > self.prompt_budget().prompt_tokens()
+            {
+                return Err(ConsultError::MessageTooLong { chars, tokens });
+            }
+
+            let text = Plaintext::new(message);
+            let question = self.store.record(patient, Role::Patient, &text).await?;
+            // After the store: the answer that takes over must see this message.
+            let ticket = self.answering.begin(patient, doctor_requested);
+            Ok(Received::Stored(StoredMessage {
                 patient,
                 question,
-                message,
+                text,
                 assessment,
-                doctor_requested,
-                progress,
-            )
-            .await?;
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "handled");
-        Ok(outcome)
+                ticket,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The slow half: the answer to a stored message, or [`Reply::Superseded`] when the patient
+    /// wrote again or had an emergency first.
+    ///
+    /// # Errors
+    /// [`ConsultError::Store`] when storage fails.
+    pub async fn answer_stored(
+        &self,
+        stored: StoredMessage,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Outcome, ConsultError> {
+        let span = tracing::info_span!("answer", patient = %stored.patient.log_tag());
+        async move {
+            let started = Instant::now();
+            let outcome = self
+                .answer(
+                    stored.patient,
+                    stored.question,
+                    stored.text.as_str(),
+                    stored.assessment,
+                    &stored.ticket,
+                    progress,
+                )
+                .await?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                superseded = matches!(outcome.reply, Reply::Superseded),
+                "handled"
+            );
+            Ok(outcome)
         }
         .instrument(span)
         .await
@@ -279,6 +387,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         let assessment = triage::assess_topic(&self.clinical.current(), &[message]);
         tracing::info!(patient = %patient.log_tag(), "resuming an unanswered message");
         if assessment.is_emergency() {
+            self.answering.cancel(patient);
             progress(Progress::Triaged(&assessment));
             let language = Language::of_text(message);
             return Ok(Some(
@@ -286,7 +395,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     .await,
             ));
         }
-        self.answer(patient, last.id, message, assessment, false, progress)
+        let ticket = self.answering.begin(patient, false);
+        self.answer(patient, last.id, message, assessment, &ticket, progress)
             .await
             .map(Some)
     }
@@ -298,10 +408,13 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         question: MessageId,
         message: &str,
         assessment: Assessment,
-        doctor_requested: bool,
+        ticket: &AnswerTicket,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Outcome, ConsultError> {
         let language = Language::of_text(message);
+        if ticket.is_cancelled() {
+            return Ok(superseded(assessment, language));
+        }
         // Composed answers are for messages that describe symptoms themselves; a general question
         // later in the topic still goes to the model.
         let describes_symptoms = !assessment.conditions.is_empty();
@@ -334,14 +447,27 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         };
         progress(Progress::Triaged(&assessment));
         tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
+        // The answer covers every message since the last answer (a newer message supersedes the
+        // answer to an older one), so the checks on the question cover all of them.
+        let unanswered: Vec<&str> = history
+            .iter()
+            .rev()
+            .take_while(|t| t.role == Role::Patient)
+            .map(|t| t.text.as_str())
+            .chain(std::iter::once(message))
+            .collect();
         let mut reasons = Vec::new();
         if assessment.level >= TriageLevel::Urgent {
             reasons.push(ReviewReason::UrgentTriage);
         }
-        if doctor_requested || DraftReviewer::asks_for_doctor(message) {
+        if ticket.doctor_requested() || unanswered.iter().any(|m| DraftReviewer::asks_for_doctor(m))
+        {
             reasons.push(ReviewReason::PatientAskedForDoctor);
         }
-        if self.reviewer.is_medication_question(message) {
+        if unanswered
+            .iter()
+            .any(|m| self.reviewer.is_medication_question(m))
+        {
             reasons.push(ReviewReason::MedicationQuestion);
         }
         let review_certain = !reasons.is_empty();
@@ -391,21 +517,44 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 .prompt
                 .push_str(&wording::assessment_for_model(&assessment));
         }
-        let draft = match self
-            .write_draft(
+        let mut written = String::new();
+        let writing = tokio::time::timeout(
+            self.settings.answer_deadline,
+            self.write_draft(
                 &history,
                 &system.prompt,
                 language,
                 !review_certain,
+                &mut written,
                 &mut relay,
-            )
-            .await
-        {
-            Ok(draft) => draft,
-            Err(e) => {
+            ),
+        );
+        // Dropping the generation's stream stops the model.
+        let finished = tokio::select! {
+            biased;
+            () = ticket.cancelled() => {
+                tracing::info!("superseded: the patient wrote again, or had an emergency");
+                return Ok(superseded(assessment, language));
+            }
+            finished = writing => finished,
+        };
+        let draft = match finished {
+            Ok(Ok(draft)) => draft,
+            Ok(Err(e)) => {
                 // A doctor answers instead: the patient must never be left without one.
                 tracing::warn!(error = %e, "no draft from the model; escalating");
                 Draft::default()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deadline_s = self.settings.answer_deadline.as_secs(),
+                    "the model did not finish in time; escalating what it wrote"
+                );
+                reasons.push(ReviewReason::AnswerDeadline);
+                Draft {
+                    text: written,
+                    ..Draft::default()
+                }
             }
         };
         for reason in self.reviewer.review(DraftFacts {
@@ -556,6 +705,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         system_prompt: &str,
         language: Language,
         stream: bool,
+        text: &mut String,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<Draft, DraftError> {
         let history: Vec<HistoryMessage> = history
@@ -589,12 +739,11 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         };
 
         let mut gate = SentenceGate::new(stream);
-        let mut text = String::new();
         while let Some(event) = events.recv().await {
             match event? {
                 DraftEvent::Piece(piece) => {
                     text.push_str(&piece);
-                    match gate.advance(&text, &self.reviewer) {
+                    match gate.advance(text, &self.reviewer) {
                         GateStep::Show(visible) => progress(Progress::Partial(visible)),
                         GateStep::Closed => {
                             progress(Progress::ReviewRequired(wording::under_review(language)))
@@ -643,6 +792,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     /// [`StoreError`] from storage.
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
         self.store.start_new_topic(patient).await
+    }
+}
+
+fn superseded(assessment: Assessment, language: Language) -> Outcome {
+    Outcome {
+        assessment,
+        language,
+        reply: Reply::Superseded,
     }
 }
 

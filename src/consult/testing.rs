@@ -22,6 +22,12 @@ pub enum Script {
     SayCutOff(String),
     /// Fail to start.
     Fail(ScriptedFailure),
+    /// Answer with this text only once `release` gives a permit: a model that is slow for as
+    /// long as the test wants. A stream dropped while it waits counts as cancelled.
+    Held {
+        text: String,
+        release: std::sync::Arc<tokio::sync::Semaphore>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +64,7 @@ pub struct ScriptedGenerator {
     calls: AtomicUsize,
     context_tokens: usize,
     piece_delay: Option<std::time::Duration>,
+    cancelled: std::sync::Arc<AtomicUsize>,
 }
 
 impl ScriptedGenerator {
@@ -69,6 +76,7 @@ impl ScriptedGenerator {
             calls: AtomicUsize::new(0),
             context_tokens: 4096,
             piece_delay: None,
+            cancelled: std::sync::Arc::default(),
         }
     }
 
@@ -91,6 +99,11 @@ impl ScriptedGenerator {
     /// How many times the service asked for a draft.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// How many held drafts were dropped (cancelled) before they were released.
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::SeqCst)
     }
 
     /// Every prompt received, in order.
@@ -147,9 +160,14 @@ impl Generator for ScriptedGenerator {
             });
         }
         self.prompts.lock().expect("not poisoned").push(prompt);
+        let mut held = None;
         let (text, logprob, cut_off) = match script {
             Script::Say { text, logprob } => (text, logprob, false),
             Script::SayCutOff(text) => (text, -0.2, true),
+            Script::Held { text, release } => {
+                held = Some(release);
+                (text, -0.2, false)
+            }
             Script::Fail(ScriptedFailure::Busy) => return Err(GeneratorError::Busy),
             Script::Fail(ScriptedFailure::Broken) => {
                 return Err(GeneratorError::Failed("scripted failure".into()));
@@ -164,6 +182,23 @@ impl Generator for ScriptedGenerator {
             hit_length_limit: cut_off,
         };
         let (tx, rx) = mpsc::channel(pieces.len() + 1);
+        if let Some(release) = held {
+            let cancelled = self.cancelled.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    permit = release.acquire() => drop(permit),
+                    () = tx.closed() => {
+                        cancelled.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                for piece in pieces {
+                    let _ = tx.send(Ok(DraftEvent::Piece(piece))).await;
+                }
+                let _ = tx.send(Ok(DraftEvent::Finished(finished))).await;
+            });
+            return Ok(rx);
+        }
         match self.piece_delay {
             // The channel holds the whole answer, so nothing waits.
             None => {

@@ -176,7 +176,14 @@ impl Engine {
                         model.context_length,
                         name,
                     )));
-                    run(model, tokenizer, jobs_rx, max_running, &thread_stats);
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(model, tokenizer, jobs_rx, max_running, &thread_stats)
+                    }));
+                    if ran.is_err() {
+                        // Every request from now on fails with `Stopped`, and each draft goes to
+                        // a doctor; the operator must hear of it.
+                        tracing::error!("the inference thread panicked: the model is unavailable until medbot restarts");
+                    }
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -255,6 +262,11 @@ impl Engine {
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// Whether the inference thread is still taking requests.
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
     }
 }
 

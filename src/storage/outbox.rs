@@ -23,8 +23,10 @@ pub enum OutboxKind {
     EscalationOutcome,
     /// A patient's message was triaged as an emergency.
     EmergencyAlert,
-    /// A reply to the patient that needs no decision (an answer, emergency advice, a notice).
+    /// A reply to the patient that needs no decision (an answer, a notice).
     PatientReply,
+    /// Emergency advice for the patient: sent before everything else.
+    EmergencyAdvice,
 }
 
 impl OutboxKind {
@@ -35,12 +37,23 @@ impl OutboxKind {
             OutboxKind::EscalationOutcome => "escalation_outcome",
             OutboxKind::EmergencyAlert => DoctorNoticeKind::EmergencyAlert.as_str(),
             OutboxKind::PatientReply => "patient_reply",
+            OutboxKind::EmergencyAdvice => "emergency_advice",
+        }
+    }
+
+    /// Higher goes first: an emergency's advice and its alert before answers, cards and notices.
+    fn priority(self) -> i16 {
+        match self {
+            OutboxKind::EmergencyAdvice | OutboxKind::EmergencyAlert => 10,
+            _ => 0,
         }
     }
 
     fn destination(self) -> &'static str {
         match self {
-            OutboxKind::EscalationOutcome | OutboxKind::PatientReply => "patient",
+            OutboxKind::EscalationOutcome
+            | OutboxKind::PatientReply
+            | OutboxKind::EmergencyAdvice => "patient",
             OutboxKind::EscalationCard
             | OutboxKind::EscalationDecided
             | OutboxKind::EmergencyAlert => "doctors",
@@ -57,6 +70,7 @@ impl std::str::FromStr for OutboxKind {
             OutboxKind::EscalationOutcome,
             OutboxKind::EmergencyAlert,
             OutboxKind::PatientReply,
+            OutboxKind::EmergencyAdvice,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -85,6 +99,10 @@ pub struct OutboxItem {
     pub edit_message_id: Option<i64>,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
+    /// Pieces of a split text already delivered (a retry goes on from the next one).
+    pub pieces_sent: i32,
+    /// The Telegram message of the last piece delivered.
+    pub last_piece_message_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -96,7 +114,8 @@ impl OutboxItem {
 }
 
 const OUTBOX_COLUMNS: &str = "id, kind, patient_id, escalation_id, body_nonce, body_ciphertext, \
-                              record_id, edit_message_id, attempts, created_at";
+                              record_id, edit_message_id, attempts, created_at, pieces_sent, \
+                              telegram_message_id";
 
 /// Queues one message on `conn` (inside the caller's transaction).
 pub(crate) async fn insert_outbox(
@@ -111,8 +130,8 @@ pub(crate) async fn insert_outbox(
         .map(|(key, text)| key.encrypt(text, &Binding::new(Purpose::Outbox, patient, record)))
         .transpose()?;
     let id = sqlx::query_scalar(
-        "INSERT INTO outbox (patient_id, destination, kind, escalation_id, body_nonce, body_ciphertext, record_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO outbox (patient_id, destination, kind, escalation_id, body_nonce, body_ciphertext, record_id, priority)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(patient.0)
     .bind(kind.destination())
@@ -121,6 +140,7 @@ pub(crate) async fn insert_outbox(
     .bind(sealed.as_ref().map(|s| s.nonce.to_vec()))
     .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
     .bind(record)
+    .bind(kind.priority())
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -148,7 +168,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox
-             WHERE patient_id = $1 AND destination = 'patient' AND sent_at IS NULL
+             WHERE patient_id = $1 AND destination = 'patient' AND sent_at IS NULL AND dropped_at IS NULL
              ORDER BY id FOR UPDATE SKIP LOCKED"
         )))
         .bind(patient.0)
@@ -172,7 +192,7 @@ impl Store {
         let mut conn = self.pool().acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox
-             WHERE destination = 'doctors' AND sent_at IS NULL ORDER BY id"
+             WHERE destination = 'doctors' AND sent_at IS NULL AND dropped_at IS NULL ORDER BY id"
         )))
         .fetch_all(&mut *conn)
         .await?;
@@ -208,6 +228,8 @@ impl Store {
                 body,
                 edit_message_id: row.get("edit_message_id"),
                 attempts: row.get("attempts"),
+                pieces_sent: row.get("pieces_sent"),
+                last_piece_message_id: row.get("telegram_message_id"),
                 created_at: row.get("created_at"),
             });
         }
@@ -227,6 +249,24 @@ impl Store {
             ("body_nonce", "body_ciphertext"),
             binding,
             "outbox",
+        )
+        .await
+    }
+
+    /// Queues emergency advice for the patient, ahead of everything else in the outbox.
+    pub async fn enqueue_emergency_advice(
+        &self,
+        patient: PatientId,
+        text: &Plaintext,
+    ) -> Result<i64, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        insert_outbox(
+            &mut conn,
+            patient,
+            OutboxKind::EmergencyAdvice,
+            None,
+            Some((&key, text)),
         )
         .await
     }
@@ -259,7 +299,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims up to `limit` due messages, oldest first, leasing them for `lease`. Messages of a
+    /// Claims up to `limit` due messages, emergencies first, then oldest first, leasing them for
+    /// `lease`. Messages of a
     /// patient who has since been erased are gone with them.
     pub async fn claim_due_outbox(
         &self,
@@ -268,8 +309,8 @@ impl Store {
     ) -> Result<Vec<OutboxItem>, StorageError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET not_before = now() + $2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND not_before <= now()
-                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL AND not_before <= now()
+                          ORDER BY priority DESC, id LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING {OUTBOX_COLUMNS}"
         )))
         .bind(limit)
@@ -278,7 +319,7 @@ impl Store {
         .await?;
         let mut conn = self.pool().acquire().await?;
         let mut items = self.outbox_items(&mut conn, &rows).await?;
-        items.sort_by_key(|i| i.id);
+        items.sort_by_key(|i| (std::cmp::Reverse(i.kind.priority()), i.id));
         Ok(items)
     }
 
@@ -295,6 +336,34 @@ impl Store {
         .bind(telegram_message_id)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// Records that Telegram refused a message for good (the chat is gone, the request is
+    /// invalid): kept, with why, and never counted as delivered.
+    pub async fn mark_outbox_dropped(&self, id: i64, reason: &str) -> Result<(), StorageError> {
+        sqlx::query("UPDATE outbox SET dropped_at = now(), dropped_reason = $2 WHERE id = $1")
+            .bind(id)
+            .bind(reason)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the first `pieces` pieces of a split message are delivered, the last as
+    /// Telegram message `message`.
+    pub async fn record_outbox_piece(
+        &self,
+        id: i64,
+        pieces: i32,
+        message: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE outbox SET pieces_sent = $2, telegram_message_id = $3 WHERE id = $1")
+            .bind(id)
+            .bind(pieces)
+            .bind(message)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

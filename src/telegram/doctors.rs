@@ -30,9 +30,31 @@ pub(super) async fn on_decision_button<G: Generator>(
             .await?;
         return Ok(());
     }
-    let Ok(id) = uuid::Uuid::parse_str(id).map(EscalationId) else {
+    // A decision counts only from the escalation's own card in the doctors' group: the data of a
+    // button can be forged, the message it sits on cannot.
+    let card = query
+        .message
+        .as_ref()
+        .filter(|m| m.chat().id.0 == context.doctor_chat.0)
+        .map(|m| i64::from(m.id().0));
+    let bound = match (uuid::Uuid::parse_str(id).map(EscalationId), card) {
+        (Ok(id), Some(card)) => context
+            .store
+            .escalation_by_card(context.doctor_chat.0, card)
+            .await?
+            .filter(|on_card| *on_card == id),
+        _ => None,
+    };
+    let Some(id) = bound else {
+        tracing::warn!(
+            user = doctor.0,
+            "decision refused: the button is not on its escalation's card"
+        );
         bot.answer_callback_query(query.id.clone())
-            .text("This button is not valid.")
+            .text(super::ui::button_no_longer_valid(
+                crate::domain::Language::English,
+            ))
+            .show_alert(true)
             .await?;
         return Ok(());
     };

@@ -1,6 +1,9 @@
 //! The Telegram adapter: patients in private chats, doctors in the review group, and the outbox
-//! sender. teloxide handles long polling and keeps each chat's updates in order; every update is
-//! recorded in the inbox before it is handled, and every reply goes through the outbox.
+//! sender. teloxide handles long polling. Every update is triaged the moment it arrives (an
+//! emergency's advice goes out at once, before anything is stored), then joins its chat's lane:
+//! a worker per chat that records it in the inbox (holding it in memory while the database is
+//! down) and handles it in order. Answers are written outside the lane, so a patient's next
+//! message is never queued behind the model; every other reply goes through the outbox.
 
 mod doctors;
 mod patients;
@@ -8,14 +11,16 @@ mod sender;
 mod split;
 mod ui;
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use teloxide::dispatching::{Dispatcher, ShutdownToken};
 use teloxide::prelude::*;
 use teloxide::types::{BotCommand, UpdateKind};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::config::TelegramSettings;
 use crate::consult::{ConsultationService, Generator, ReviewDesk, SystemClock};
@@ -39,6 +44,18 @@ pub struct BotContext<G> {
     pub outbox_ready: Arc<Notify>,
     /// How often a streamed draft's message is edited (Telegram allows about one edit a second).
     pub edit_interval: Duration,
+    /// Each chat's updates waiting for their turn, by chat.
+    lanes: Mutex<HashMap<i64, mpsc::UnboundedSender<Arrived>>>,
+    /// The lanes' workers and the answers being written: a stopping bot waits for them.
+    work: TaskTracker,
+}
+
+/// An update in its chat's lane.
+struct Arrived {
+    update: Update,
+    /// The emergency advice sent on arrival, if the message was one: whether it reached the
+    /// patient (if not, the outbox sends it).
+    advised: Option<JoinHandle<bool>>,
 }
 
 impl<G: Generator> BotContext<G> {
@@ -64,6 +81,8 @@ impl<G: Generator> BotContext<G> {
             doctors: telegram.doctors.iter().copied().collect(),
             outbox_ready: Arc::new(Notify::new()),
             edit_interval: EDIT_INTERVAL,
+            lanes: Mutex::default(),
+            work: TaskTracker::new(),
         }
     }
 
@@ -80,32 +99,89 @@ impl<G: Generator> BotContext<G> {
         self.doctors.contains(&user)
     }
 
-    /// Handles one update, once: recorded in the inbox first, marked handled when its replies are
-    /// queued. A failure leaves it unhandled, to be retried if Telegram sends it again.
-    async fn handle(&self, bot: Bot, update: Update) {
-        let update_id = i64::from(update.id.0);
-        match self.store.receive_update(update_id).await {
-            Ok(UpdateReceipt::AlreadyHandled) => {
-                tracing::info!(update_id, "update already handled; skipped");
-                return;
+    /// Where an update arrives: triaged at once, then queued in its chat's lane. Returns without
+    /// waiting for anything, so the next update is triaged on arrival too.
+    fn arrive(self: &Arc<Self>, bot: Bot, update: Update) {
+        let advised = patients::emergency_on_arrival(self, &update).map(|(chat, advice)| {
+            let bot = bot.clone();
+            tokio::spawn(async move { patients::send_now(&bot, chat, &advice).await })
+        });
+        let key = lane_key(&update);
+        let mut item = Arrived { update, advised };
+        let mut lanes = self.lanes.lock().expect("not poisoned");
+        if let Some(lane) = lanes.get(&key) {
+            match lane.send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => item = back,
             }
-            Ok(UpdateReceipt::Handle) => {}
-            Err(e) => {
-                tracing::error!(update_id, error = %e, "could not record the update; not handled");
-                return;
+        }
+        let (lane, queued) = mpsc::unbounded_channel();
+        let _ = lane.send(item);
+        lanes.insert(key, lane);
+        drop(lanes);
+        let context = Arc::clone(self);
+        self.work
+            .spawn(async move { context.run_lane(bot, key, queued).await });
+    }
+
+    /// One chat's worker: its updates one after another, until none is waiting.
+    async fn run_lane(
+        self: Arc<Self>,
+        bot: Bot,
+        key: i64,
+        mut queued: mpsc::UnboundedReceiver<Arrived>,
+    ) {
+        loop {
+            let item = match queued.try_recv() {
+                Ok(item) => item,
+                Err(_) => {
+                    // Leave only if nothing came meanwhile: under the lock, `arrive` sees either
+                    // this worker or none.
+                    let mut lanes = self.lanes.lock().expect("not poisoned");
+                    match queued.try_recv() {
+                        Ok(item) => item,
+                        Err(_) => {
+                            lanes.remove(&key);
+                            return;
+                        }
+                    }
+                }
+            };
+            self.handle(&bot, item).await;
+        }
+    }
+
+    /// Handles one update, once: recorded in the inbox first (retried, in order, while the
+    /// database is down), marked handled when its replies are queued or its answer is under way.
+    async fn handle(self: &Arc<Self>, bot: &Bot, arrived: Arrived) {
+        let Arrived { update, advised } = arrived;
+        let update_id = i64::from(update.id.0);
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self.store.receive_update(update_id).await {
+                Ok(UpdateReceipt::AlreadyHandled) => {
+                    tracing::info!(update_id, "update already handled; skipped");
+                    return;
+                }
+                Ok(UpdateReceipt::Handle) => break,
+                Err(e) => {
+                    tracing::error!(update_id, error = %e, retry_in_ms = wait.as_millis() as u64, "could not record the update; kept in memory and retried");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
             }
         }
         let result = match update.kind {
             UpdateKind::Message(message) if message.chat.id.0 == self.doctor_chat.0 => {
-                doctors::on_group_message(self, &bot, &message).await
+                doctors::on_group_message(self, bot, &message).await
             }
             UpdateKind::Message(message) if message.chat.is_private() => {
-                patients::on_message(self, &bot, &message).await
+                patients::on_message(self, bot, &message, advised).await
             }
             UpdateKind::EditedMessage(message) if message.chat.is_private() => {
                 patients::on_edited_message(self, &message).await
             }
-            UpdateKind::CallbackQuery(query) => self.on_callback(&bot, &query).await,
+            UpdateKind::CallbackQuery(query) => self.on_callback(bot, &query).await,
             _ => Ok(()),
         };
         match result {
@@ -119,22 +195,39 @@ impl<G: Generator> BotContext<G> {
         self.outbox_ready.notify_one();
     }
 
+    /// Every press is answered (a button left spinning looks broken), a failed one included.
     async fn on_callback(&self, bot: &Bot, query: &CallbackQuery) -> anyhow::Result<()> {
         let data = query.data.as_deref().unwrap_or_default();
-        match data.split_once(':') {
+        let handled = match data.split_once(':') {
             Some((action @ ("approve" | "edit" | "reject"), id)) => {
                 doctors::on_decision_button(self, bot, query, action, id).await
             }
             _ => patients::on_button(self, bot, query, data).await,
+        };
+        if handled.is_err() {
+            let _ = bot
+                .answer_callback_query(query.id.clone())
+                .text("Something went wrong; please try again in a minute.")
+                .await;
         }
+        handled
     }
+}
+
+/// The lane an update waits in: its chat's, or its sender's when it has no chat.
+fn lane_key(update: &Update) -> i64 {
+    update
+        .chat()
+        .map(|chat| chat.id.0)
+        .or_else(|| update.from().map(|user| user.id.0 as i64))
+        .unwrap_or_default()
 }
 
 /// How far back a stored, unanswered message is still answered after a restart.
 const RECOVERY_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Answers the messages that were stored but not answered when the bot last stopped.
-async fn recover<G: Generator>(context: &BotContext<G>, bot: &Bot) {
+async fn recover<G: Generator>(context: &Arc<BotContext<G>>, bot: &Bot) {
     let patients = match context
         .store
         .patients_awaiting_answer(RECOVERY_WINDOW)
@@ -150,12 +243,11 @@ async fn recover<G: Generator>(context: &BotContext<G>, bot: &Bot) {
         tracing::warn!(patient = %patient.log_tag(), "answering a message left unanswered by a restart");
         let result = match context.store.patient_contact(patient).await {
             Ok((_, chat)) => {
-                patients::converse(
+                patients::answer(
                     context,
                     bot,
                     ChatId(chat.0),
-                    patient,
-                    patients::Request::Resume,
+                    patients::Work::Resume(patient),
                 )
                 .await
             }
@@ -198,6 +290,7 @@ pub struct RunningBot {
     shutdown: ShutdownToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    work: TaskTracker,
 }
 
 impl RunningBot {
@@ -208,10 +301,21 @@ impl RunningBot {
         }
     }
 
-    /// Stops taking updates, lets the handlers in progress finish, then stops the workers.
+    /// Stops taking updates, lets the updates and answers in hand finish (for at most
+    /// `FINISH_IN_HAND`: a database that stays down must not hold the process), then stops the
+    /// workers.
     pub async fn stop(self) {
         if let Ok(done) = self.shutdown.shutdown() {
             done.await;
+        }
+        self.work.close();
+        if tokio::time::timeout(FINISH_IN_HAND, self.work.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "stopping with updates or answers unfinished; stored messages are answered at the next start"
+            );
         }
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -220,12 +324,15 @@ impl RunningBot {
     }
 }
 
+/// How long a stopping bot waits for the work in hand.
+const FINISH_IN_HAND: Duration = Duration::from_secs(90);
+
 /// Starts the bot: long polling, the outbox sender and the escalation expiry, all on the current
 /// runtime. The same function serves `medbot serve` and the end-to-end tests.
 pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot {
     let handler = dptree::entry().endpoint(
         |bot: Bot, update: Update, context: Arc<BotContext<G>>| async move {
-            context.handle(bot, update).await;
+            context.arrive(bot, update);
             Ok::<(), std::convert::Infallible>(())
         },
     );
@@ -234,6 +341,7 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         .default_handler(|_| async {})
         .build();
     let shutdown = dispatcher.shutdown_token();
+    let work = context.work.clone();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     let recovering = context.clone();
@@ -275,5 +383,6 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         shutdown,
         tasks,
         stop,
+        work,
     }
 }

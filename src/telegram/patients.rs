@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{BotContext, ui};
-use crate::consult::{Generator, Progress, Reply, wording};
+use crate::consult::{Generator, Progress, Received, Reply, StoredMessage, wording};
 use crate::crypto::Plaintext;
 use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
 use crate::storage::Actor;
@@ -62,10 +62,65 @@ async fn reply<G: Generator>(
     Ok(())
 }
 
-pub(super) async fn on_message<G: Generator>(
+/// The emergency advice for a patient's message, decided the moment it arrives: from the words
+/// alone, before the database, the consent record or anything in flight is consulted. Advice is
+/// safe to give to anyone; nothing is stored or alerted until the message's turn comes.
+pub(super) fn emergency_on_arrival<G: Generator>(
     context: &BotContext<G>,
+    update: &Update,
+) -> Option<(ChatId, String)> {
+    let teloxide::types::UpdateKind::Message(message) = &update.kind else {
+        return None;
+    };
+    if !message.chat.is_private() || message.from.as_ref().is_none_or(|u| u.is_bot) {
+        return None;
+    }
+    let text = message.text()?.trim();
+    let words = match text.strip_prefix('/') {
+        // `/doctor <question>` is a question; other commands are not.
+        Some(command) => command
+            .strip_prefix("doctor")
+            .filter(|rest| rest.starts_with(char::is_whitespace))?,
+        None => text,
+    };
+    context
+        .service
+        .emergency_advice(words)
+        .map(|advice| (message.chat.id, advice))
+}
+
+/// Sends emergency advice now, outside the outbox (which needs the database), retrying a few
+/// times within seconds; whether the patient got it.
+pub(super) async fn send_now(bot: &Bot, chat: ChatId, advice: &str) -> bool {
+    let pieces = super::split_message(advice, super::TELEGRAM_LIMIT);
+    let mut attempt = 0;
+    let mut sent = 0;
+    while sent < pieces.len() {
+        match bot.send_message(chat, pieces[sent]).await {
+            Ok(_) => sent += 1,
+            Err(e) if attempt < 4 => {
+                attempt += 1;
+                let wait = match &e {
+                    teloxide::RequestError::RetryAfter(after) => after.duration(),
+                    _ => Duration::from_millis(250 * attempt),
+                };
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "emergency advice not sent yet; retrying");
+                tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "emergency advice could not be sent at once; the outbox will");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+pub(super) async fn on_message<G: Generator>(
+    context: &std::sync::Arc<BotContext<G>>,
     bot: &Bot,
     message: &Message,
+    advised: Option<tokio::task::JoinHandle<bool>>,
 ) -> anyhow::Result<()> {
     let Some(user) = message.from.as_ref() else {
         return Ok(());
@@ -97,25 +152,9 @@ pub(super) async fn on_message<G: Generator>(
         None => (None, text),
     };
     match command.as_deref() {
-        None => {
-            converse(
-                context,
-                bot,
-                message.chat.id,
-                patient,
-                Request::Message(text),
-            )
-            .await
-        }
+        None => converse(context, bot, message.chat.id, patient, text, false, advised).await,
         Some("doctor") if !rest.is_empty() => {
-            converse(
-                context,
-                bot,
-                message.chat.id,
-                patient,
-                Request::ForDoctor(rest),
-            )
-            .await
+            converse(context, bot, message.chat.id, patient, rest, true, advised).await
         }
         Some("doctor") => reply(context, patient, ui::doctor_requested(language), None).await,
         Some("new") => {
@@ -180,11 +219,24 @@ pub(super) async fn on_button<G: Generator>(
     data: &str,
 ) -> anyhow::Result<()> {
     let language = language_of(&query.from);
-    let chat = query
+    // A patient's buttons count only in their own private chat: pressed anywhere else (a forged
+    // button in a group), they would register that chat as the patient's.
+    let Some(chat) = query
         .message
         .as_ref()
-        .map(|m| m.chat().id)
-        .unwrap_or(ChatId(query.from.id.0 as i64));
+        .map(|m| m.chat())
+        .filter(|chat| chat.is_private() && chat.id.0 == query.from.id.0 as i64)
+        .map(|chat| chat.id)
+    else {
+        tracing::warn!(
+            user = query.from.id.0,
+            "patient button refused: not in the patient's private chat"
+        );
+        bot.answer_callback_query(query.id.clone())
+            .text(ui::button_no_longer_valid(language))
+            .await?;
+        return Ok(());
+    };
     match data {
         "consent" => {
             let patient = patient_of(context, &query.from, chat).await?;
@@ -203,7 +255,9 @@ pub(super) async fn on_button<G: Generator>(
             Ok(())
         }
         _ => {
-            bot.answer_callback_query(query.id.clone()).await?;
+            bot.answer_callback_query(query.id.clone())
+                .text(ui::button_no_longer_valid(language))
+                .await?;
             Ok(())
         }
     }
@@ -230,14 +284,75 @@ async fn send_history<G: Generator>(
     Ok(())
 }
 
+/// A patient's message through the consultation. Its quick half (triage, storing) runs here, in
+/// the chat's lane; the answer is written by a task of its own, so that the patient's next message
+/// is triaged at once and supersedes it.
+async fn converse<G: Generator>(
+    context: &std::sync::Arc<BotContext<G>>,
+    bot: &Bot,
+    chat: ChatId,
+    patient: PatientId,
+    text: &str,
+    for_doctor: bool,
+    advised: Option<tokio::task::JoinHandle<bool>>,
+) -> anyhow::Result<()> {
+    match context.service.receive(patient, text, for_doctor).await {
+        Ok(Received::Answered(outcome)) => {
+            let delivered = match advised {
+                Some(sending) => sending.await.unwrap_or(false),
+                None => false,
+            };
+            if delivered {
+                Ok(())
+            } else {
+                urgent_reply(context, patient, outcome.reply.text()).await
+            }
+        }
+        Ok(Received::Stored(stored)) => {
+            let context = std::sync::Arc::clone(context);
+            let bot = bot.clone();
+            context.clone().work.spawn(async move {
+                let patient = stored.patient();
+                if let Err(e) = answer(&context, &bot, chat, Work::Stored(stored)).await {
+                    tracing::error!(patient = %patient.log_tag(), error = format!("{e:#}"), "the answer could not be queued");
+                }
+            });
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "message not handled");
+            let max = context.service.settings().max_message_chars;
+            reply(
+                context,
+                patient,
+                &e.patient_text(Language::of_text(text), max),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+/// Emergency advice through the outbox, ahead of everything else in it.
+async fn urgent_reply<G: Generator>(
+    context: &BotContext<G>,
+    patient: PatientId,
+    text: &str,
+) -> anyhow::Result<()> {
+    context
+        .store
+        .enqueue_emergency_advice(patient, &Plaintext::new(text))
+        .await?;
+    context.outbox_ready.notify_one();
+    Ok(())
+}
+
 /// What to answer.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Request<'a> {
-    Message(&'a str),
-    /// `/doctor question`: always reviewed.
-    ForDoctor(&'a str),
+pub(super) enum Work {
+    /// A message just stored.
+    Stored(StoredMessage),
     /// The stored message a crash left unanswered.
-    Resume,
+    Resume(PatientId),
 }
 
 enum Shown {
@@ -245,16 +360,19 @@ enum Shown {
     Review(String),
 }
 
-/// One message through the consultation: typing while the model works, the draft shown as it
-/// passes review (one message, edited no more often than `edit_interval`), the final answer
-/// through the outbox, replacing that message.
-pub(super) async fn converse<G: Generator>(
+/// The answer: typing while the model works, the draft shown as it passes review (one message,
+/// edited no more often than `edit_interval`), the final answer through the outbox, replacing
+/// that message.
+pub(super) async fn answer<G: Generator>(
     context: &BotContext<G>,
     bot: &Bot,
     chat: ChatId,
-    patient: PatientId,
-    request: Request<'_>,
+    work: Work,
 ) -> anyhow::Result<()> {
+    let (patient, language) = match &work {
+        Work::Stored(stored) => (stored.patient(), stored.language()),
+        Work::Resume(patient) => (*patient, Language::English),
+    };
     let (events, shown) = mpsc::unbounded_channel();
     let streamer = tokio::spawn(show_progress(
         bot.clone(),
@@ -275,40 +393,43 @@ pub(super) async fn converse<G: Generator>(
         };
     };
     let service = &context.service;
-    let outcome = match request {
-        Request::Message(text) => service
-            .handle(patient, text, &mut on_progress)
+    let outcome = match work {
+        Work::Stored(stored) => service
+            .answer_stored(stored, &mut on_progress)
             .await
             .map(Some),
-        Request::ForDoctor(text) => service
-            .handle_for_doctor(patient, text, &mut on_progress)
-            .await
-            .map(Some),
-        Request::Resume => service.resume(patient, &mut on_progress).await,
+        Work::Resume(patient) => service.resume(patient, &mut on_progress).await,
     };
     drop(events);
     let progress = streamer.await.unwrap_or_default();
+    // The outbox edits the streamed message: not sooner after the last progress edit than
+    // Telegram allows.
+    let after_last_edit = async {
+        if let Some(at) = progress.last_edit {
+            tokio::time::sleep_until(at + MIN_EDIT_GAP).await;
+        }
+    };
     match outcome {
         Ok(None) => Ok(()),
         Ok(Some(outcome)) => match outcome.reply {
-            Reply::Emergency { text } => reply(context, patient, &text, None).await,
+            Reply::Emergency { text } => urgent_reply(context, patient, &text).await,
             Reply::Answer { text } => {
-                // The outbox edits the streamed message into the answer: not sooner after the last
-                // progress edit than Telegram allows.
-                if let Some(at) = progress.last_edit {
-                    tokio::time::sleep_until(at + MIN_EDIT_GAP).await;
-                }
+                after_last_edit.await;
                 reply(context, patient, &text, progress.message).await
             }
             // The notice went out when the service asked for it.
             Reply::UnderReview { .. } => Ok(()),
+            // A newer message is being answered; a draft left on screen says it was stopped.
+            Reply::Superseded => match progress.message {
+                Some(message) => {
+                    after_last_edit.await;
+                    reply(context, patient, ui::superseded(language), Some(message)).await
+                }
+                None => Ok(()),
+            },
         },
         Err(e) => {
             tracing::warn!(error = %e, "message not handled");
-            let language = match request {
-                Request::Message(text) | Request::ForDoctor(text) => Language::of_text(text),
-                Request::Resume => Language::English,
-            };
             let max = context.service.settings().max_message_chars;
             reply(context, patient, &e.patient_text(language, max), None).await
         }

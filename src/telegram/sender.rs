@@ -1,22 +1,26 @@
-//! The outbox sender: delivers queued messages to Telegram, oldest first, within Telegram's limits,
-//! and keeps each one until Telegram has accepted it. A 429 puts it back until `retry_after` has
-//! passed; other failures back off; a crash leaves it leased, and it is sent again when the lease
-//! ends (a rare duplicate rather than a lost answer).
+//! The outbox sender: delivers queued messages to Telegram within Telegram's limits, and keeps each
+//! one until Telegram has accepted it or refused it for good. Every chat has a lane of its own
+//! (a task delivering that chat's messages in order), so a chat that is paced, answered 429 or
+//! failing never holds up another; emergencies are claimed first. A 429 pauses the chat it was
+//! for; other failures back off; a 4xx is permanent and the row is recorded as dropped, with why;
+//! a crash leaves rows leased, and they are sent again when the lease ends (a rare duplicate
+//! rather than a lost answer). A split answer remembers the pieces delivered, and a retry goes on
+//! from the next one.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use teloxide::prelude::*;
 use teloxide::types::MessageId;
 use teloxide::{ApiError, RequestError};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::doctors::{card_buttons, card_text, decided_card_text};
 use super::split::{TELEGRAM_LIMIT, split_message};
-use crate::domain::TelegramChatId;
+use crate::domain::{PatientId, TelegramChatId};
 use crate::storage::{OutboxItem, OutboxKind, Store};
 
 /// How long a claimed message is reserved for this sender before another may take it.
@@ -24,22 +28,24 @@ const LEASE: Duration = Duration::from_secs(60);
 /// How long a stopping sender keeps delivering what is due.
 const DRAIN: Duration = Duration::from_secs(10);
 /// Messages claimed at a time.
-const BATCH: i64 = 20;
+const BATCH: i64 = 50;
+/// A lane with nothing to deliver for this long ends (a new one starts when needed).
+const LANE_IDLE: Duration = Duration::from_secs(30);
 /// Telegram: about one message a second in a private chat, twenty a minute in a group, thirty a
-/// second in all. The overall budget keeps a margin: Telegram counts arrivals, and requests sent a
-/// second apart can arrive closer together.
+/// second in all. The overall budget keeps a margin: Telegram counts arrivals, and requests the
+/// lanes send a second apart can arrive closer together.
 const PRIVATE_INTERVAL: Duration = Duration::from_millis(1000);
 const GROUP_INTERVAL: Duration = Duration::from_millis(3000);
-const GLOBAL_PER_SECOND: usize = 27;
-/// Waits shorter than this are slept through; longer ones put the message back.
+const GLOBAL_PER_SECOND: usize = 24;
+/// Waits shorter than this are slept through (only the chat's own lane waits); longer ones put
+/// the message back.
 const SHORT_WAIT: Duration = Duration::from_millis(1500);
-
 /// Spaces sends to Telegram's limits.
 #[derive(Debug, Default)]
 struct RateLimiter {
     next_in_chat: HashMap<i64, Instant>,
     recent: VecDeque<Instant>,
-    paused_until: Option<Instant>,
+    paused_until: HashMap<i64, Instant>,
 }
 
 impl RateLimiter {
@@ -53,8 +59,8 @@ impl RateLimiter {
             self.recent.pop_front();
         }
         let mut until = now;
-        if let Some(paused) = self.paused_until {
-            until = until.max(paused);
+        if let Some(paused) = self.paused_until.get(&chat) {
+            until = until.max(*paused);
         }
         if let Some(next) = self.next_in_chat.get(&chat) {
             until = until.max(*next);
@@ -77,15 +83,26 @@ impl RateLimiter {
         self.recent.push_back(now);
     }
 
-    fn pause(&mut self, until: Instant) {
-        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    /// Telegram's 429 applies to the chat it answered for.
+    fn pause(&mut self, chat: i64, until: Instant) {
+        let paused = self.paused_until.entry(chat).or_insert(until);
+        *paused = (*paused).max(until);
+    }
+
+    /// Takes a turn for `chat` now if one is free, else says how long to wait.
+    fn reserve(&mut self, chat: i64, now: Instant) -> Duration {
+        let wait = self.wait(chat, now);
+        if wait.is_zero() {
+            self.sent(chat, now);
+        }
+        wait
     }
 }
 
 /// Why a delivery did not happen.
 enum Failure {
-    /// Telegram asked to wait.
-    RetryAfter(Duration),
+    /// Telegram asked to wait before sending to this chat again.
+    RetryAfter(i64, Duration),
     /// Not yet our turn under the limits.
     RateLimited(Duration),
     /// Telegram will never take it (the patient blocked the bot, the chat is gone).
@@ -94,20 +111,37 @@ enum Failure {
     Transient(String),
 }
 
-impl From<RequestError> for Failure {
-    fn from(error: RequestError) -> Self {
+impl Failure {
+    /// Telegram's answer to a send to `chat`: 429 waits; a 4xx (every error Telegram describes
+    /// that is not a server error) is permanent; the network and 5xx are worth retrying.
+    fn from_telegram(chat: i64, error: RequestError) -> Self {
         match error {
-            RequestError::RetryAfter(seconds) => Failure::RetryAfter(seconds.duration()),
-            RequestError::Api(
-                e @ (ApiError::BotBlocked
-                | ApiError::ChatNotFound
-                | ApiError::UserDeactivated
-                | ApiError::BotKicked
-                | ApiError::BotKickedFromSupergroup),
-            ) => Failure::Permanent(e.to_string()),
+            RequestError::RetryAfter(seconds) => Failure::RetryAfter(chat, seconds.duration()),
+            RequestError::Api(ApiError::Unknown(description)) if is_server_error(&description) => {
+                Failure::Transient(description)
+            }
+            RequestError::Api(e) => Failure::Permanent(e.to_string()),
+            RequestError::MigrateToChatId(_) => {
+                Failure::Permanent("the group became a supergroup".into())
+            }
             other => Failure::Transient(other.to_string()),
         }
     }
+}
+
+/// Telegram's descriptions of 5xx answers ("Internal Server Error", "Bad Gateway", ...); 4xx
+/// ones start with their class ("Bad Request: ...", "Forbidden: ...").
+fn is_server_error(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    [
+        "internal server error",
+        "bad gateway",
+        "service unavailable",
+        "gateway timeout",
+        "timed out",
+    ]
+    .iter()
+    .any(|server| d.starts_with(server))
 }
 
 impl From<crate::storage::StorageError> for Failure {
@@ -118,83 +152,168 @@ impl From<crate::storage::StorageError> for Failure {
 
 /// Delivers the outbox.
 pub struct OutboxSender {
+    shared: Arc<Delivery>,
+    ready: Arc<Notify>,
+}
+
+/// What every lane shares.
+struct Delivery {
     bot: Bot,
     store: Store,
     doctor_chat: TelegramChatId,
-    ready: Arc<Notify>,
-    limiter: RateLimiter,
+    limiter: Mutex<RateLimiter>,
+    /// Rows handed to a lane and not yet finished: a row whose lease ran out while its lane was
+    /// busy is not queued twice.
+    queued: Mutex<HashSet<i64>>,
+}
+
+/// Whose messages a lane carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    Patient(PatientId),
+    Doctors,
+}
+
+impl Lane {
+    fn of(item: &OutboxItem) -> Self {
+        match (item.kind, item.patient) {
+            (
+                OutboxKind::PatientReply
+                | OutboxKind::EmergencyAdvice
+                | OutboxKind::EscalationOutcome,
+                Some(patient),
+            ) => Lane::Patient(patient),
+            _ => Lane::Doctors,
+        }
+    }
 }
 
 impl OutboxSender {
     pub fn new(bot: Bot, store: Store, doctor_chat: TelegramChatId, ready: Arc<Notify>) -> Self {
         Self {
-            bot,
-            store,
-            doctor_chat,
+            shared: Arc::new(Delivery {
+                bot,
+                store,
+                doctor_chat,
+                limiter: Mutex::default(),
+                queued: Mutex::default(),
+            }),
             ready,
-            limiter: RateLimiter::default(),
         }
     }
 
     /// Delivers until `stopped` turns true, waking when something is queued.
-    pub async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut lanes: HashMap<Lane, mpsc::UnboundedSender<OutboxItem>> = HashMap::new();
+        let mut running = tokio::task::JoinSet::new();
         while !*stopped.borrow() {
-            let items = match self.store.claim_due_outbox(BATCH, LEASE).await {
-                Ok(items) => items,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not read the outbox");
-                    Vec::new()
-                }
-            };
-            if items.is_empty() {
+            let claimed = self.claim().await;
+            let any = !claimed.is_empty();
+            for item in claimed {
+                self.route(&mut lanes, &mut running, item);
+            }
+            while running.try_join_next().is_some() {}
+            if !any {
                 tokio::select! {
                     _ = self.ready.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = stopped.changed() => {}
                 }
-                continue;
-            }
-            for item in items {
-                self.deliver(item).await;
             }
         }
-        self.drain().await;
-    }
-
-    /// On shutdown: delivers what is already due (the answers of the work just finished), for at
-    /// most `DRAIN`; anything left waits for the next start.
-    async fn drain(&mut self) {
+        // On shutdown: what is due (the answers of the work just finished) for at most `DRAIN`;
+        // anything left waits for the next start.
         let deadline = Instant::now() + DRAIN;
         while Instant::now() < deadline {
-            let items = match self.store.claim_due_outbox(BATCH, LEASE).await {
-                Ok(items) if !items.is_empty() => items,
-                _ => return,
-            };
-            for item in items {
-                self.deliver(item).await;
+            let claimed = self.claim().await;
+            if claimed.is_empty() {
+                break;
+            }
+            for item in claimed {
+                self.route(&mut lanes, &mut running, item);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(lanes);
+        let _ = tokio::time::timeout_at(deadline, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Due rows not already in a lane.
+    async fn claim(&self) -> Vec<OutboxItem> {
+        match self.shared.store.claim_due_outbox(BATCH, LEASE).await {
+            Ok(items) => {
+                let mut queued = self.shared.queued.lock().expect("not poisoned");
+                items.into_iter().filter(|i| queued.insert(i.id)).collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the outbox");
+                Vec::new()
             }
         }
     }
 
-    async fn deliver(&mut self, item: OutboxItem) {
+    fn route(
+        &self,
+        lanes: &mut HashMap<Lane, mpsc::UnboundedSender<OutboxItem>>,
+        running: &mut tokio::task::JoinSet<()>,
+        item: OutboxItem,
+    ) {
+        let lane = Lane::of(&item);
+        let item = match lanes.get(&lane) {
+            Some(open) => match open.send(item) {
+                Ok(()) => return,
+                // That lane ended; a new one takes over.
+                Err(mpsc::error::SendError(item)) => item,
+            },
+            None => item,
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let _ = sender.send(item);
+        lanes.insert(lane, sender);
+        running.spawn(Arc::clone(&self.shared).run_lane(receiver));
+    }
+}
+
+impl Delivery {
+    /// One chat's messages, in order, until it has been idle for `LANE_IDLE`.
+    async fn run_lane(self: Arc<Self>, mut items: mpsc::UnboundedReceiver<OutboxItem>) {
+        while let Ok(Some(item)) = tokio::time::timeout(LANE_IDLE, items.recv()).await {
+            let id = item.id;
+            self.deliver(item).await;
+            self.queued.lock().expect("not poisoned").remove(&id);
+        }
+        // Rows handed over after the timeout fired go back to the outbox (their lease runs out).
+        items.close();
+        while let Ok(item) = items.try_recv() {
+            self.queued.lock().expect("not poisoned").remove(&item.id);
+        }
+    }
+
+    async fn deliver(&self, item: OutboxItem) {
         let id = item.id;
         let kind = item.kind;
         let result = self.try_deliver(&item).await;
         let outcome = match result {
             Ok(message) => self.store.mark_outbox_sent(id, message).await,
-            Err(Failure::RetryAfter(wait)) => {
+            Err(Failure::RetryAfter(chat, wait)) => {
                 tracing::warn!(
                     outbox = id,
                     wait_s = wait.as_secs_f64(),
                     "Telegram asked to retry later"
                 );
-                self.limiter.pause(Instant::now() + wait);
+                self.limiter
+                    .lock()
+                    .expect("not poisoned")
+                    .pause(chat, Instant::now() + wait);
                 self.postpone(id, wait, "429 retry_after").await
             }
             Err(Failure::RateLimited(wait)) => self.postpone(id, wait, "rate limit").await,
             Err(Failure::Permanent(reason)) => {
-                tracing::error!(outbox = id, kind = kind.as_str(), %reason, "undeliverable; dropped");
-                self.store.mark_outbox_sent(id, None).await
+                tracing::error!(outbox = id, kind = kind.as_str(), %reason, "Telegram refused it for good; recorded as dropped");
+                self.store.mark_outbox_dropped(id, &reason).await
             }
             Err(Failure::Transient(reason)) => {
                 let wait =
@@ -218,33 +337,36 @@ impl OutboxSender {
         self.store.postpone_outbox(id, until, reason).await
     }
 
-    /// Waits for the limiter (briefly) or says how long to wait.
-    async fn take_turn(&mut self, chat: ChatId) -> Result<(), Failure> {
-        let wait = self.limiter.wait(chat.0, Instant::now());
-        if wait > SHORT_WAIT {
-            return Err(Failure::RateLimited(wait));
-        }
-        if !wait.is_zero() {
+    /// Waits for the limiter (briefly: only this chat's lane waits) or says how long to wait.
+    async fn take_turn(&self, chat: ChatId) -> Result<(), Failure> {
+        loop {
+            let wait = self
+                .limiter
+                .lock()
+                .expect("not poisoned")
+                .reserve(chat.0, Instant::now());
+            if wait.is_zero() {
+                return Ok(());
+            }
+            if wait > SHORT_WAIT {
+                return Err(Failure::RateLimited(wait));
+            }
             tokio::time::sleep(wait).await;
         }
-        self.limiter.sent(chat.0, Instant::now());
-        Ok(())
     }
 
-    async fn try_deliver(&mut self, item: &OutboxItem) -> Result<Option<i64>, Failure> {
+    async fn try_deliver(&self, item: &OutboxItem) -> Result<Option<i64>, Failure> {
         match item.kind {
-            OutboxKind::PatientReply | OutboxKind::EscalationOutcome => {
+            OutboxKind::PatientReply
+            | OutboxKind::EmergencyAdvice
+            | OutboxKind::EscalationOutcome => {
                 let patient = item.patient.ok_or_else(|| {
                     Failure::Permanent("a patient message without a patient".into())
                 })?;
                 let (_, chat) = self.store.patient_contact(patient).await?;
-                self.send_text(ChatId(chat.0), item.text(), item.edit_message_id)
-                    .await
+                self.send_text(ChatId(chat.0), item).await
             }
-            OutboxKind::EmergencyAlert => {
-                self.send_text(ChatId(self.doctor_chat.0), item.text(), None)
-                    .await
-            }
+            OutboxKind::EmergencyAlert => self.send_text(ChatId(self.doctor_chat.0), item).await,
             OutboxKind::EscalationCard => {
                 let id = item
                     .escalation
@@ -256,7 +378,8 @@ impl OutboxSender {
                     .bot
                     .send_message(chat, card_text(&record))
                     .reply_markup(card_buttons(id))
-                    .await?;
+                    .await
+                    .map_err(|e| Failure::from_telegram(chat.0, e))?;
                 self.store
                     .set_escalation_card(id, chat.0, i64::from(sent.id.0))
                     .await?;
@@ -275,31 +398,41 @@ impl OutboxSender {
                         // Editing the text without a keyboard removes the buttons.
                         self.bot
                             .edit_message_text(chat, MessageId(message as i32), text)
-                            .await?;
+                            .await
+                            .map_err(|e| Failure::from_telegram(chat.0, e))?;
                         Ok(Some(message))
                     }
                     // Decided before its card was posted (the card is still queued): say so in
                     // a message of its own.
                     None => {
-                        self.send_text(ChatId(self.doctor_chat.0), &text, None)
+                        let chat = ChatId(self.doctor_chat.0);
+                        let piece = split_message(&text, TELEGRAM_LIMIT)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_default();
+                        self.take_turn(chat).await?;
+                        let sent = self
+                            .bot
+                            .send_message(chat, piece)
                             .await
+                            .map_err(|e| Failure::from_telegram(chat.0, e))?;
+                        Ok(Some(i64::from(sent.id.0)))
                     }
                 }
             }
         }
     }
 
-    /// Sends a text, split to Telegram's limit; the first piece replaces `edit` when given.
-    async fn send_text(
-        &mut self,
-        chat: ChatId,
-        text: &str,
-        edit: Option<i64>,
-    ) -> Result<Option<i64>, Failure> {
-        let mut last = None;
-        for (n, piece) in split_message(text, TELEGRAM_LIMIT).into_iter().enumerate() {
+    /// Sends a row's text, split to Telegram's limit, from the first piece not yet delivered;
+    /// the first piece replaces the streamed message when there is one. Each delivered piece is
+    /// recorded at once, so a retry never sends it again.
+    async fn send_text(&self, chat: ChatId, item: &OutboxItem) -> Result<Option<i64>, Failure> {
+        let pieces = split_message(item.text(), TELEGRAM_LIMIT);
+        let from = usize::try_from(item.pieces_sent).unwrap_or_default();
+        let mut last = item.last_piece_message_id;
+        for (n, piece) in pieces.into_iter().enumerate().skip(from) {
             self.take_turn(chat).await?;
-            let edited = match (n, edit) {
+            let edited = match (n, item.edit_message_id) {
                 (0, Some(message)) => {
                     match self
                         .bot
@@ -313,15 +446,26 @@ impl OutboxSender {
                             | ApiError::MessageToEditNotFound
                             | ApiError::MessageCantBeEdited,
                         )) => None,
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(Failure::from_telegram(chat.0, e)),
                     }
                 }
                 _ => None,
             };
-            last = match edited {
-                Some(message) => Some(message),
-                None => Some(i64::from(self.bot.send_message(chat, piece).await?.id.0)),
+            let message = match edited {
+                Some(message) => message,
+                None => i64::from(
+                    self.bot
+                        .send_message(chat, piece)
+                        .await
+                        .map_err(|e| Failure::from_telegram(chat.0, e))?
+                        .id
+                        .0,
+                ),
             };
+            last = Some(message);
+            self.store
+                .record_outbox_piece(item.id, n as i32 + 1, message)
+                .await?;
         }
         Ok(last)
     }
@@ -346,10 +490,21 @@ mod tests {
         }
         assert!(limiter.wait(999, start) > Duration::ZERO);
         assert!(limiter.wait(999, start + Duration::from_secs(1)).is_zero());
-        limiter.pause(start + Duration::from_secs(3));
+        // A 429 pauses the chat it answered for, and only that chat.
+        limiter.pause(999, start + Duration::from_secs(3));
         assert_eq!(
             limiter.wait(999, start + Duration::from_secs(1)),
             Duration::from_secs(2)
+        );
+        assert!(limiter.wait(998, start + Duration::from_secs(1)).is_zero());
+        assert!(
+            limiter
+                .reserve(998, start + Duration::from_secs(1))
+                .is_zero()
+        );
+        assert_eq!(
+            limiter.reserve(998, start + Duration::from_secs(1)),
+            PRIVATE_INTERVAL
         );
     }
 }

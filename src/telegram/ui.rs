@@ -107,3 +107,19 @@ pub fn edits_not_read(language: Language) -> &'static str {
         Language::Chinese => "您编辑了一条消息。我只回复新消息，请把修改后的内容作为新消息发送。",
     }
 }
+
+/// Replaces a streamed draft that a newer message superseded.
+pub fn superseded(language: Language) -> &'static str {
+    match language {
+        Language::English => "(Stopped: I am answering your newer message instead.)",
+        Language::Chinese => "（已停止：正在回复您的新消息。）",
+    }
+}
+
+/// The answer to a button that is forged, stale, or pressed where it does not belong.
+pub fn button_no_longer_valid(language: Language) -> &'static str {
+    match language {
+        Language::English => "This button is no longer valid.",
+        Language::Chinese => "此按钮已失效。",
+    }
+}

@@ -162,6 +162,8 @@ async fn converse<S: ServiceStore>(
                 "[waiting for a doctor: escalation {}; the answer will appear here]",
                 short_id(escalation.0)
             )?,
+            // The terminal waits for each answer, so nothing overtakes it; kept for completeness.
+            Reply::Superseded => writeln!(out, "\n[stopped: answering your newer message]")?,
         },
         Err(e) => {
             tracing::warn!(error = %e, "message not handled");

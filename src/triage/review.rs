@@ -25,6 +25,7 @@ pub enum ReviewReason {
     RepetitiveDraft,
     GarbledDraft,
     IncompleteDraft,
+    AnswerDeadline,
 }
 
 impl ReviewReason {
@@ -42,6 +43,7 @@ impl ReviewReason {
             Self::RepetitiveDraft => "repetitive_draft",
             Self::GarbledDraft => "garbled_draft",
             Self::IncompleteDraft => "incomplete_draft",
+            Self::AnswerDeadline => "answer_deadline",
         }
     }
 
@@ -67,6 +69,9 @@ impl ReviewReason {
             Self::RepetitiveDraft => "the draft repeats itself",
             Self::GarbledDraft => "the draft is garbled",
             Self::IncompleteDraft => "the draft was cut off at the length limit",
+            Self::AnswerDeadline => {
+                "the model did not finish within the answer deadline (the draft is what it had written)"
+            }
         }
     }
 }

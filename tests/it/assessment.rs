@@ -428,7 +428,7 @@ async fn the_service_triages_the_whole_topic_and_a_second_message_can_be_the_eme
 
 #[tokio::test]
 async fn with_the_small_model_a_symptom_question_is_answered_from_vetted_texts() {
-    let (t, generator, service, patient) = service(72, true).await;
+    let (_t, generator, service, patient) = service(72, true).await;
     let outcome = service
         .handle(
             patient,

@@ -31,6 +31,10 @@ struct Harness {
 const FALLBACK: &str = "Rest, drink plenty of fluids, and see a clinician if you get worse.";
 
 async fn harness(key_byte: u8) -> Harness {
+    harness_with(key_byte, ServiceSettings::default()).await
+}
+
+async fn harness_with(key_byte: u8, settings: ServiceSettings) -> Harness {
     let t = test_store(key_byte).await;
     let generator = Arc::new(ScriptedGenerator::new(FALLBACK));
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -45,7 +49,7 @@ async fn harness(key_byte: u8) -> Harness {
         t.store.clone(),
         clock.clone(),
         reviewer,
-        ServiceSettings::default(),
+        settings,
     ));
     let desk = Arc::new(ReviewDesk::new(t.store.clone(), clock.clone()));
     Harness {
@@ -861,4 +865,193 @@ async fn resuming_an_unanswered_emergency_gives_the_advice_and_alerts_the_doctor
             .unwrap()
             .is_none()
     );
+}
+
+const CHEST: &str =
+    "crushing pain in my chest spreading to my left arm, I'm sweating and can't catch my breath";
+
+/// Waits (a guard against a hang, not a timing claim) until the generator has been asked `n` times.
+async fn until_asked(generator: &ScriptedGenerator, n: usize) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while generator.calls() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the model was asked");
+}
+
+#[tokio::test]
+async fn an_emergency_is_answered_while_the_model_is_stuck_and_stops_that_patients_answer() {
+    let h = harness(160).await;
+    let patient = h.patient(8801).await;
+    let other = h.patient(8802).await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    h.generator.push(Script::Held {
+        text: "Rest and drink water.".into(),
+        release: release.clone(),
+    });
+    let service = h.service.clone();
+    let stuck = tokio::spawn(async move {
+        service
+            .handle(
+                patient,
+                "I have had a sore throat for two days",
+                &mut |_| {},
+            )
+            .await
+    });
+    until_asked(&h.generator, 1).await;
+
+    // The model never finishes; both emergencies are answered all the same.
+    for (who, label) in [(other, "another patient"), (patient, "the same patient")] {
+        let asked = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), h.send(who, CHEST))
+            .await
+            .unwrap_or_else(|_| panic!("{label}'s emergency waited for the model"));
+        assert!(
+            matches!(outcome.reply, Reply::Emergency { .. }),
+            "{label}: {:?}",
+            outcome.reply
+        );
+        println!(
+            "emergency advice for {label} while the model is stuck: {:?}",
+            asked.elapsed()
+        );
+    }
+    // The stuck answer was stopped (its stream dropped), not delivered later.
+    let first = tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .expect("the stuck answer was cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.reply, Reply::Superseded);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while h.generator.cancelled() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the generation was cancelled");
+    release.add_permits(10);
+    let said = h.conversation(patient).await;
+    let roles: Vec<Role> = said.iter().map(|(r, _)| *r).collect();
+    assert_eq!(
+        roles,
+        [Role::Patient, Role::Patient, Role::Assistant],
+        "{said:?}"
+    );
+    assert!(said[2].1.contains("emergency"));
+    assert_eq!(
+        h.generator.calls(),
+        1,
+        "the emergencies never reached the model"
+    );
+}
+
+#[tokio::test]
+async fn a_second_message_supersedes_the_answer_in_progress_and_is_answered_once_with_both() {
+    let h = harness(161).await;
+    let patient = h.patient(8803).await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    h.generator.push(Script::Held {
+        text: "An answer to the first message only.".into(),
+        release: release.clone(),
+    });
+    h.generator.push(Script::say(
+        "Both together sound like a cold. Rest and drink water.",
+    ));
+    let service = h.service.clone();
+    let first = tokio::spawn(async move {
+        service
+            .handle(patient, "I have a runny nose", &mut |_| {})
+            .await
+    });
+    until_asked(&h.generator, 1).await;
+    let second = h.send(patient, "and I keep sneezing").await;
+    match &second.reply {
+        Reply::Answer { text } => assert!(text.starts_with("Both together")),
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.reply, Reply::Superseded);
+    release.add_permits(10);
+    let prompt = h.generator.prompts().pop().unwrap();
+    let said: Vec<&str> = prompt.iter().map(|m| m.content.as_str()).collect();
+    assert!(
+        said.contains(&"I have a runny nose") && said.contains(&"and I keep sneezing"),
+        "{said:?}"
+    );
+    // Nothing the patient wrote is lost, and they are answered once.
+    let roles: Vec<Role> = h
+        .conversation(patient)
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(roles, [Role::Patient, Role::Patient, Role::Assistant]);
+}
+
+#[tokio::test]
+async fn a_superseded_request_for_a_doctor_still_goes_to_a_doctor() {
+    let h = harness(162).await;
+    let patient = h.patient(8804).await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    h.generator.push(Script::Held {
+        text: "Rest.".into(),
+        release: release.clone(),
+    });
+    let service = h.service.clone();
+    let first = tokio::spawn(async move {
+        service
+            .handle_for_doctor(patient, "Is my rash something to worry about?", &mut |_| {})
+            .await
+    });
+    until_asked(&h.generator, 1).await;
+    let second = h.send(patient, "it is on my arm").await;
+    let (_, reasons) = escalation_of(&second);
+    assert!(
+        reasons.contains(&ReviewReason::PatientAskedForDoctor),
+        "{reasons:?}"
+    );
+    assert_eq!(first.await.unwrap().unwrap().reply, Reply::Superseded);
+}
+
+#[tokio::test]
+async fn a_model_past_the_answer_deadline_sends_the_draft_to_a_doctor() {
+    let h = harness_with(
+        163,
+        ServiceSettings {
+            answer_deadline: Duration::from_millis(300),
+            ..ServiceSettings::default()
+        },
+    )
+    .await;
+    let patient = h.patient(8805).await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    h.generator.push(Script::Held {
+        text: "Never finished.".into(),
+        release,
+    });
+    let mut told = Vec::new();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        h.service
+            .handle(patient, "I have a runny nose", &mut |step| {
+                if let Progress::ReviewRequired(notice) = step {
+                    told.push(notice.to_owned());
+                }
+            }),
+    )
+    .await
+    .expect("the deadline ended the wait")
+    .unwrap();
+    let (escalation, reasons) = escalation_of(&outcome);
+    assert!(
+        reasons.contains(&ReviewReason::AnswerDeadline),
+        "{reasons:?}"
+    );
+    assert_eq!(told.len(), 1, "the patient is told a doctor will answer");
+    let record = h.t.store.load_escalation(escalation).await.unwrap();
+    assert!(record.reasons.iter().any(|r| r == "answer_deadline"));
 }

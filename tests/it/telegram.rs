@@ -499,12 +499,19 @@ async fn replies_survive_429s_and_arrive_after_their_retry_time() {
     let before = bot.fake.messages(patient).len();
     bot.fake.fail_next_sends(5, 3);
     let asked = Instant::now();
-    for question in [
+    for (n, question) in [
         "I have a runny nose",
         "And a mild cough",
         "And I sneeze a lot",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         bot.fake.patient_says(patient, question);
+        // One answer each: a message sent while the previous answer is still being written would
+        // supersede it (tested on its own).
+        wait_until("the answer to be written", 10, || bot.generator.calls() > n).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let messages = bot
         .fake
