@@ -1,7 +1,8 @@
 //! A local fake of the Telegram Bot API, speaking its wire format over HTTP on 127.0.0.1: method
 //! names in any case, JSON and multipart bodies, `{"ok":true,"result":...}` and
 //! `{"ok":false,"error_code":...,"description":...,"parameters":{"retry_after":...}}`, long-polling
-//! `getUpdates` with offsets, Telegram's text-length and empty-text errors, and injected 429s.
+//! `getUpdates` with offsets, Telegram's text-length and empty-text errors, and injected faults
+//! (429s for any chat; 429s, 5xx and 4xx for the sends to one chat).
 //! Tests push patient and doctor updates into it and read what the bot sent.
 
 use std::collections::VecDeque;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -58,6 +59,21 @@ struct Inner {
     messages: Vec<ChatMessage>,
     /// Sends to answer with 429 and this retry_after, one per send.
     fail_sends: VecDeque<u64>,
+    /// Faults for the sends to one chat, one per send, in order.
+    chat_faults: Vec<(i64, VecDeque<Fault>)>,
+}
+
+/// What the fake answers a send with, instead of doing it.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Let this send through (to fail a later one).
+    Pass,
+    /// 429 with this retry_after.
+    RetryAfter(u64),
+    /// HTTP 500 (teloxide waits 10 s before reading it).
+    ServerError,
+    /// 400 with this description.
+    BadRequest(&'static str),
 }
 
 #[derive(Clone)]
@@ -231,6 +247,14 @@ impl FakeTelegram {
             .extend(std::iter::repeat_n(retry_after, count));
     }
 
+    /// The next sends to `chat` get these answers, one each, in order.
+    pub fn fail_sends_to(&self, chat: i64, faults: &[Fault]) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner
+            .chat_faults
+            .push((chat, faults.iter().cloned().collect()));
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.shared.inner.lock().unwrap().calls.clone()
     }
@@ -347,16 +371,20 @@ async fn handle(
     Path((bot, method)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Json<Value> {
+) -> (StatusCode, Json<Value>) {
     if bot != format!("bot{TOKEN}") {
-        return Json(error(401, "Unauthorized"));
+        return (StatusCode::UNAUTHORIZED, Json(error(401, "Unauthorized")));
     }
     let method = method.to_ascii_lowercase();
     let (params, file) = parameters(&headers, &body);
     if method == "getupdates" {
-        return Json(get_updates(&shared, &params).await);
+        return (StatusCode::OK, Json(get_updates(&shared, &params).await));
     }
     let answer = answer(&shared, &method, &params, file);
+    let status = answer["error_code"]
+        .as_u64()
+        .and_then(|code| StatusCode::from_u16(code as u16).ok())
+        .unwrap_or(StatusCode::OK);
     let mut inner = shared.inner.lock().unwrap();
     inner.calls.push(Call {
         method,
@@ -364,7 +392,7 @@ async fn handle(
         at: Instant::now(),
         ok: answer["ok"] == json!(true),
     });
-    Json(answer)
+    (status, Json(answer))
 }
 
 async fn get_updates(shared: &Shared, params: &Value) -> Value {
@@ -417,6 +445,24 @@ fn message_json(message: &ChatMessage) -> Value {
 fn answer(shared: &Shared, method: &str, params: &Value, file: Option<Vec<u8>>) -> Value {
     let mut inner = shared.inner.lock().unwrap();
     let sends = matches!(method, "sendmessage" | "editmessagetext" | "senddocument");
+    let to = chat_id(params);
+    let fault = inner
+        .chat_faults
+        .iter_mut()
+        .find(|(chat, faults)| sends && *chat == to && !faults.is_empty())
+        .and_then(|(_, faults)| faults.pop_front());
+    match fault {
+        Some(Fault::RetryAfter(retry_after)) => {
+            return json!({
+                "ok": false, "error_code": 429,
+                "description": format!("Too Many Requests: retry after {retry_after}"),
+                "parameters": {"retry_after": retry_after},
+            });
+        }
+        Some(Fault::ServerError) => return error(500, "Internal Server Error"),
+        Some(Fault::BadRequest(description)) => return error(400, description),
+        Some(Fault::Pass) | None => {}
+    }
     if sends && let Some(retry_after) = inner.fail_sends.pop_front() {
         return json!({
             "ok": false, "error_code": 429,

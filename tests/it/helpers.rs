@@ -167,3 +167,62 @@ pub fn fetched(file: &str, script: &str) -> std::path::PathBuf {
     }
     path
 }
+
+/// A TCP proxy in front of the test PostgreSQL that a test can cut: while it is down, every open
+/// connection is dropped and new ones are refused, as when the database restarts.
+pub struct PgOutage {
+    pub url: DatabaseUrl,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgOutage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PgOutage {
+    /// A proxy to the database at `url`, up.
+    pub async fn start(url: &DatabaseUrl) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let name = url.database_name().expect("a database name");
+        let proxied =
+            DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{port}/{name}")).unwrap();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let up = std::sync::Arc::new(up);
+        let state = up.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*state.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut down = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self {
+            url: proxied,
+            up,
+            task,
+        }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}

@@ -13,7 +13,7 @@ use medbot::telegram::{self, BotContext, RunningBot};
 use medbot::triage::{DraftReviewer, DrugLexicon};
 use serde_json::json;
 
-use crate::fake_telegram::{ChatMessage, DOCTOR_CHAT, FakeTelegram, TOKEN};
+use crate::fake_telegram::{ChatMessage, DOCTOR_CHAT, FakeTelegram, Fault, TOKEN};
 use crate::helpers::*;
 
 const DOCTOR: i64 = 9001;
@@ -40,10 +40,21 @@ impl Drop for BotUnderTest {
 }
 
 async fn start(key_byte: u8, generator: ScriptedGenerator) -> BotUnderTest {
-    let fake = FakeTelegram::start().await;
     let t = test_store(key_byte).await;
+    let url = t.url.clone();
+    start_on(t, &url, key_byte, generator).await
+}
+
+/// As [`start`], with the bot reaching the database at `url` (through a proxy that can fail).
+async fn start_on(
+    t: TestStore,
+    url: &medbot::config::DatabaseUrl,
+    key_byte: u8,
+    generator: ScriptedGenerator,
+) -> BotUnderTest {
+    let fake = FakeTelegram::start().await;
     let generator = Arc::new(generator);
-    let runtime = launch(&fake, &t.url, key_byte, generator.clone());
+    let runtime = launch(&fake, url, key_byte, generator.clone());
     BotUnderTest {
         fake,
         t,
@@ -961,4 +972,279 @@ async fn consented_patient(t: &TestStore, patient: i64) {
         .unwrap()
         .id;
     t.store.record_consent(id).await.unwrap();
+}
+
+const CHEST: &str =
+    "crushing pain in my chest spreading to my left arm, I'm sweating and can't catch my breath";
+const ADVICE: &str = "Call your local emergency number";
+
+#[tokio::test]
+async fn an_emergency_during_an_answer_in_progress_is_advised_at_once_and_that_answer_is_stopped() {
+    let bot = start(120, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 520;
+    bot.consent(patient).await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    bot.generator.push(Script::Held {
+        text: "Held answer that must never arrive.".into(),
+        release: release.clone(),
+    });
+    bot.fake
+        .patient_says(patient, "I have had a sore throat for two days");
+    wait_until("the model to be asked", 10, || bot.generator.calls() == 1).await;
+    let sent = Instant::now();
+    bot.fake.patient_says(patient, CHEST);
+    let messages = bot.wait_text(patient, ADVICE).await;
+    let advice = messages.iter().find(|m| m.text.contains(ADVICE)).unwrap();
+    println!(
+        "same patient, model stuck: emergency advice after {:?}",
+        advice.sent_at - sent
+    );
+    bot.wait_text(DOCTOR_CHAT, "Emergency triage").await;
+    wait_until("the stuck answer to be cancelled", 10, || {
+        bot.generator.cancelled() == 1
+    })
+    .await;
+    release.add_permits(10);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let texts: Vec<String> = bot
+        .fake
+        .messages(patient)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert!(
+        !texts.iter().any(|t| t.contains("Held answer")),
+        "{texts:#?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.contains(ADVICE)).count(),
+        1,
+        "{texts:#?}"
+    );
+}
+
+#[tokio::test]
+async fn buttons_count_only_on_their_own_card_and_in_their_own_chat_and_are_always_answered() {
+    let bot = start(121, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 521;
+    bot.consent(patient).await;
+    bot.generator
+        .push(Script::say("Paracetamol can help with the pain."));
+    bot.fake
+        .patient_says(patient, "Can I take paracetamol for a sore throat?");
+    let card = bot.card("Can I take paracetamol").await;
+    let approve = card_data(&card, "Approve");
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM escalations WHERE status = 'pending'")
+            .fetch_one(bot.t.db.pool())
+            .await
+            .unwrap()
+    };
+    let elsewhere = |chat: i64, id: i64| ChatMessage {
+        id,
+        chat,
+        text: "not a card".into(),
+        ..card.clone()
+    };
+    // A forged Approve in the doctor's private chat, on another message of the doctors' group,
+    // and a button for an escalation that does not exist.
+    bot.fake.press(DOCTOR, &elsewhere(DOCTOR, 1), &approve);
+    bot.fake
+        .press(DOCTOR, &elsewhere(DOCTOR_CHAT, card.id + 1000), &approve);
+    bot.fake
+        .press(DOCTOR, &card, &format!("approve:{}", uuid::Uuid::new_v4()));
+    // A consent button pressed in the doctors' group.
+    let stranger = 522;
+    bot.fake
+        .press(stranger, &elsewhere(DOCTOR_CHAT, card.id), "consent");
+    bot.fake
+        .wait_for(DOCTOR_CHAT, WAIT, "four answered presses", |_| {
+            bot.callback_answers()
+                .iter()
+                .filter(|a| a.contains("no longer valid"))
+                .count()
+                == 4
+        })
+        .await;
+    assert_eq!(pending().await, 1, "nothing was decided");
+    let registered = bot
+        .t
+        .store
+        .find_patient(TelegramUserId(stranger))
+        .await
+        .unwrap();
+    assert!(
+        registered.is_none(),
+        "the group was not registered as anyone's chat"
+    );
+    // The real button on the real card still works.
+    bot.fake.press(DOCTOR, &card, &approve);
+    bot.wait_text(patient, "approved by a doctor").await;
+    assert_eq!(pending().await, 0);
+}
+
+#[tokio::test]
+async fn an_emergency_while_the_database_is_down_is_advised_at_once_then_stored_and_alerted() {
+    let t = test_store(122).await;
+    let proxy = PgOutage::start(&t.url).await;
+    let bot = start_on(t, &proxy.url.clone(), 122, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 523;
+    bot.consent(patient).await;
+    proxy.set_up(false);
+    let sent = Instant::now();
+    bot.fake.patient_says(patient, CHEST);
+    let messages = bot.wait_text(patient, ADVICE).await;
+    let advice = messages.iter().find(|m| m.text.contains(ADVICE)).unwrap();
+    println!(
+        "database down: emergency advice after {:?}",
+        advice.sent_at - sent
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set_up(true);
+    // Nothing lost: once the database is back the message is stored and the doctors alerted.
+    bot.fake
+        .wait_for(DOCTOR_CHAT, Duration::from_secs(90), "the alert", |m| {
+            m.iter().any(|m| m.text.contains("Emergency triage"))
+        })
+        .await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(bot.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "the patient's message and the advice");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let advised = bot
+        .fake
+        .messages(patient)
+        .iter()
+        .filter(|m| m.text.contains(ADVICE))
+        .count();
+    assert_eq!(advised, 1, "the advice is not sent again");
+}
+
+#[tokio::test]
+async fn failing_sends_to_the_doctors_hold_up_no_patient_and_refused_sends_are_recorded_as_dropped()
+{
+    let bot = start(123, ScriptedGenerator::new(ANSWER)).await;
+    let (asker, other, refused) = (524, 525, 526);
+    for patient in [asker, other, refused] {
+        bot.consent(patient).await;
+    }
+    bot.fake.fail_sends_to(
+        DOCTOR_CHAT,
+        &[
+            Fault::ServerError,
+            Fault::RetryAfter(5),
+            Fault::RetryAfter(5),
+        ],
+    );
+    bot.fake.fail_sends_to(
+        refused,
+        &[Fault::BadRequest(
+            "Bad Request: something Telegram will never take",
+        )],
+    );
+    bot.generator
+        .push(Script::say("Paracetamol can help with the pain."));
+    bot.fake
+        .patient_says(asker, "Can I take paracetamol for a sore throat?");
+    bot.wait_text(asker, "doctor is reviewing").await;
+    bot.fake.patient_says(other, "I have a runny nose");
+    let answered = bot.wait_text(other, ANSWER).await;
+    bot.fake.patient_says(other, CHEST);
+    let advised = bot.wait_text(other, ADVICE).await;
+    bot.fake.patient_says(refused, "I have a runny nose too");
+    // The card gets through after a 500 (teloxide waits 10 s to read it) and two 429s.
+    let card = bot
+        .fake
+        .wait_for(DOCTOR_CHAT, Duration::from_secs(90), "the card", |m| {
+            m.iter().any(|m| m.reply_markup.is_some())
+        })
+        .await
+        .into_iter()
+        .find(|m| m.reply_markup.is_some())
+        .unwrap();
+    let answer_at = answered
+        .iter()
+        .find(|m| m.text.contains(ANSWER))
+        .unwrap()
+        .sent_at;
+    let advice_at = advised
+        .iter()
+        .find(|m| m.text.contains(ADVICE))
+        .unwrap()
+        .sent_at;
+    assert!(
+        answer_at < card.sent_at && advice_at < card.sent_at,
+        "a patient waited for the doctors' chat"
+    );
+    // The refused answer is recorded as dropped, with why, and not as sent.
+    let refused_id = bot
+        .t
+        .store
+        .find_patient(TelegramUserId(refused))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut dropped = None;
+    for _ in 0..200 {
+        dropped = sqlx::query_as::<_, (Option<String>, bool)>(
+            "SELECT dropped_reason, sent_at IS NOT NULL FROM outbox
+             WHERE patient_id = $1 AND dropped_at IS NOT NULL",
+        )
+        .bind(refused_id.0)
+        .fetch_optional(bot.t.db.pool())
+        .await
+        .unwrap();
+        if dropped.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (reason, sent) = dropped.expect("the refused answer is recorded as dropped");
+    assert!(reason.unwrap().contains("never take"));
+    assert!(!sent);
+}
+
+#[tokio::test]
+async fn a_split_answer_retried_after_a_failure_does_not_repeat_the_piece_delivered() {
+    let bot = start(124, ScriptedGenerator::new(ANSWER)).await;
+    let user = 527;
+    let patient = bot
+        .t
+        .store
+        .register_patient(TelegramUserId(user), TelegramChatId(user), None)
+        .await
+        .unwrap()
+        .id;
+    bot.fake
+        .fail_sends_to(user, &[Fault::Pass, Fault::RetryAfter(1)]);
+    let long = varied_text(6000);
+    bot.t
+        .store
+        .enqueue_patient_reply(patient, &medbot::crypto::Plaintext::new(long.clone()), None)
+        .await
+        .unwrap();
+    bot.fake
+        .wait_for(user, Duration::from_secs(20), "both pieces", |m| {
+            m.len() >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages = bot.fake.messages(user);
+    assert_eq!(
+        messages.len(),
+        2,
+        "{:#?}",
+        messages.iter().map(|m| m.text.len()).collect::<Vec<_>>()
+    );
+    let joined: String = messages
+        .iter()
+        .map(|m| m.text.as_str())
+        .collect::<Vec<_>>()
+        .join("");
+    assert_eq!(
+        joined.split_whitespace().collect::<Vec<_>>(),
+        long.split_whitespace().collect::<Vec<_>>()
+    );
 }
