@@ -244,8 +244,15 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
     );
     tracing::info!(bot = %me.username(), "medbot is serving");
     eprintln!("medbot is serving as @{}. Ctrl-C to stop.", me.username());
-    let running = telegram::start(bot, context);
-    shutdown_signal().await;
+    let mut running = telegram::start(bot, context);
+    tokio::select! {
+        () = shutdown_signal() => {}
+        ended = running.ended() => {
+            tracing::error!(what = %ended, "a part of the bot ended unexpectedly; exiting so that it is restarted");
+            running.abort();
+            bail!("{ended} unexpectedly; exiting so that the service manager restarts medbot");
+        }
+    }
     eprintln!("Stopping: finishing the messages in hand...");
     running.stop().await;
     Ok(())

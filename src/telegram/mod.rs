@@ -288,15 +288,23 @@ pub async fn register_commands(bot: &Bot) -> Result<(), teloxide::RequestError> 
 /// A running bot: the dispatcher, the outbox sender and the expiry of escalations.
 pub struct RunningBot {
     shutdown: ShutdownToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Supervised,
     stop: watch::Sender<bool>,
     work: TaskTracker,
 }
 
 impl RunningBot {
+    /// Resolves when one of the bot's tasks (the dispatcher, the outbox sender, the escalation
+    /// expiry) has ended, which only `stop` should cause; says which, and how. `serve` exits
+    /// non-zero then, so that systemd or the orchestrator restarts it instead of a process that
+    /// lives on and answers no one.
+    pub async fn ended(&mut self) -> String {
+        self.tasks.ended().await
+    }
+
     /// Stops everything at once, work in hand included (what a crash would do; tests use it).
     pub fn abort(self) {
-        for task in &self.tasks {
+        for task in &self.tasks.tasks {
             task.abort();
         }
     }
@@ -318,8 +326,37 @@ impl RunningBot {
             );
         }
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in self.tasks.tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// Long-lived tasks, named, none of which may end on its own.
+#[derive(Default)]
+struct Supervised {
+    tasks: Vec<JoinHandle<()>>,
+    names: Vec<&'static str>,
+}
+
+impl Supervised {
+    fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+        self.names.push(name);
+    }
+
+    /// The first task to end, and how it ended; the others keep running.
+    async fn ended(&mut self) -> String {
+        if self.tasks.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, index, _) = futures::future::select_all(self.tasks.iter_mut()).await;
+        let name = self.names.remove(index);
+        self.tasks.remove(index);
+        match result {
+            Ok(()) => format!("the {name} stopped"),
+            Err(e) if e.is_panic() => format!("the {name} panicked"),
+            Err(_) => format!("the {name} was cancelled"),
         }
     }
 }
@@ -343,15 +380,15 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
     let shutdown = dispatcher.shutdown_token();
     let work = context.work.clone();
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut tasks = Supervised::default();
     let recovering = context.clone();
     let recovery_bot = bot.clone();
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn("dispatcher", async move {
         // Finish what a crash cut short before taking new messages, so no patient is answered
         // twice for one message.
         recover(&recovering, &recovery_bot).await;
         dispatcher.dispatch().await
-    }));
+    });
 
     let sender = OutboxSender::new(
         bot,
@@ -359,10 +396,10 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         context.doctor_chat,
         context.outbox_ready.clone(),
     );
-    tasks.push(tokio::spawn(sender.run(stopped.clone())));
+    tasks.spawn("outbox sender", sender.run(stopped.clone()));
 
     let mut stopped = stopped;
-    tasks.push(tokio::spawn(async move {
+    tasks.spawn("escalation expiry", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             tokio::select! {
@@ -378,11 +415,29 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
                 Err(e) => tracing::error!(error = %e, "could not expire escalations"),
             }
         }
-    }));
+    });
     RunningBot {
         shutdown,
         tasks,
         stop,
         work,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_supervised_task_that_ends_or_panics_is_named() {
+        let mut tasks = Supervised::default();
+        tasks.spawn("forever", std::future::pending());
+        tasks.spawn("outbox sender", async {});
+        assert_eq!(tasks.ended().await, "the outbox sender stopped");
+        tasks.spawn("escalation expiry", async { panic!("a bug") });
+        assert_eq!(tasks.ended().await, "the escalation expiry panicked");
+        // The task still running is not reported.
+        let still = tokio::time::timeout(Duration::from_millis(50), tasks.ended()).await;
+        assert!(still.is_err());
     }
 }
