@@ -120,7 +120,7 @@ pub fn rank<'k>(knowledge: &'k ClinicalKnowledge, findings: &Findings) -> Vec<Ra
             .filter(|s| !condition.findings.iter().any(|(f, _)| f == *s))
             .count();
         score -= UNEXPLAINED * unexplained as f32;
-        supporting.sort_by(|a, b| b.1.cmp(&a.1));
+        supporting.sort_by_key(|b| std::cmp::Reverse(b.1));
         ranked.push(RankedCondition {
             condition,
             probability: 0.0,
