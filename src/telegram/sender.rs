@@ -46,6 +46,10 @@ struct RateLimiter {
     next_in_chat: HashMap<i64, Instant>,
     recent: VecDeque<Instant>,
     paused_until: HashMap<i64, Instant>,
+    /// Requests sent and not yet answered: they count against the overall budget until a second
+    /// after their answer, because a lane can be slow to send what it reserved and Telegram counts
+    /// arrivals.
+    in_flight: usize,
 }
 
 impl RateLimiter {
@@ -65,10 +69,11 @@ impl RateLimiter {
         if let Some(next) = self.next_in_chat.get(&chat) {
             until = until.max(*next);
         }
-        if self.recent.len() >= GLOBAL_PER_SECOND
-            && let Some(oldest) = self.recent.front()
-        {
-            until = until.max(*oldest + Duration::from_secs(1));
+        if self.recent.len() + self.in_flight >= GLOBAL_PER_SECOND {
+            until = until.max(match self.recent.front() {
+                Some(oldest) => *oldest + Duration::from_secs(1),
+                None => now + Duration::from_millis(20),
+            });
         }
         until - now
     }
@@ -80,6 +85,12 @@ impl RateLimiter {
             PRIVATE_INTERVAL
         };
         self.next_in_chat.insert(chat, now + interval);
+        self.in_flight += 1;
+    }
+
+    /// A request `sent` earlier has been answered.
+    fn done(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
         self.recent.push_back(now);
     }
 
@@ -277,6 +288,15 @@ impl OutboxSender {
     }
 }
 
+/// A send's turn under the limits, held until Telegram has answered.
+struct Turn<'a>(&'a Mutex<RateLimiter>);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("not poisoned").done(Instant::now());
+    }
+}
+
 impl Delivery {
     /// One chat's messages, in order, until it has been idle for `LANE_IDLE`.
     async fn run_lane(self: Arc<Self>, mut items: mpsc::UnboundedReceiver<OutboxItem>) {
@@ -338,7 +358,8 @@ impl Delivery {
     }
 
     /// Waits for the limiter (briefly: only this chat's lane waits) or says how long to wait.
-    async fn take_turn(&self, chat: ChatId) -> Result<(), Failure> {
+    /// The turn lasts until the returned guard is dropped, after the request.
+    async fn take_turn(&self, chat: ChatId) -> Result<Turn<'_>, Failure> {
         loop {
             let wait = self
                 .limiter
@@ -346,7 +367,7 @@ impl Delivery {
                 .expect("not poisoned")
                 .reserve(chat.0, Instant::now());
             if wait.is_zero() {
-                return Ok(());
+                return Ok(Turn(&self.limiter));
             }
             if wait > SHORT_WAIT {
                 return Err(Failure::RateLimited(wait));
@@ -373,7 +394,7 @@ impl Delivery {
                     .ok_or_else(|| Failure::Permanent("a card without an escalation".into()))?;
                 let record = self.store.load_escalation(id).await?;
                 let chat = ChatId(self.doctor_chat.0);
-                self.take_turn(chat).await?;
+                let _turn = self.take_turn(chat).await?;
                 let sent = self
                     .bot
                     .send_message(chat, card_text(&record))
@@ -394,7 +415,7 @@ impl Delivery {
                 match self.store.escalation_card(id).await? {
                     Some((chat, message)) => {
                         let chat = ChatId(chat);
-                        self.take_turn(chat).await?;
+                        let _turn = self.take_turn(chat).await?;
                         // Editing the text without a keyboard removes the buttons.
                         self.bot
                             .edit_message_text(chat, MessageId(message as i32), text)
@@ -410,7 +431,7 @@ impl Delivery {
                             .into_iter()
                             .next()
                             .unwrap_or_default();
-                        self.take_turn(chat).await?;
+                        let _turn = self.take_turn(chat).await?;
                         let sent = self
                             .bot
                             .send_message(chat, piece)
@@ -431,7 +452,7 @@ impl Delivery {
         let from = usize::try_from(item.pieces_sent).unwrap_or_default();
         let mut last = item.last_piece_message_id;
         for (n, piece) in pieces.into_iter().enumerate().skip(from) {
-            self.take_turn(chat).await?;
+            let turn = self.take_turn(chat).await?;
             let edited = match (n, item.edit_message_id) {
                 (0, Some(message)) => {
                     match self
@@ -462,6 +483,7 @@ impl Delivery {
                         .0,
                 ),
             };
+            drop(turn);
             last = Some(message);
             self.store
                 .record_outbox_piece(item.id, n as i32 + 1, message)
@@ -488,7 +510,12 @@ mod tests {
         for chat in 10..(10 + GLOBAL_PER_SECOND as i64) {
             limiter.sent(chat, start);
         }
+        // Unanswered requests hold the budget however long they take.
         assert!(limiter.wait(999, start) > Duration::ZERO);
+        assert!(limiter.wait(999, start + Duration::from_secs(5)) > Duration::ZERO);
+        for _ in 0..GLOBAL_PER_SECOND + 2 {
+            limiter.done(start);
+        }
         assert!(limiter.wait(999, start + Duration::from_secs(1)).is_zero());
         // A 429 pauses the chat it answered for, and only that chat.
         limiter.pause(999, start + Duration::from_secs(3));
