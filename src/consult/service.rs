@@ -260,11 +260,17 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     /// that is down). [`ConsultationService::receive`] reaches the same verdict.
     pub fn emergency_advice(&self, message: &str) -> Option<String> {
         let message = message.trim();
-        let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
-        let assessment = triage::assess_topic(&self.clinical.current(), &[triaged.as_str()]);
+        let assessment = self.triage_alone(message);
         assessment
             .is_emergency()
             .then(|| wording::emergency_advice(Language::of_text(message), &assessment))
+    }
+
+    /// Triage of one message by itself (its first `TRIAGE_CHARS`): an emergency must not wait for
+    /// the database to read the earlier turns.
+    fn triage_alone(&self, message: &str) -> Assessment {
+        let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
+        triage::assess_topic(&self.clinical.current(), &[triaged.as_str()])
     }
 
     /// The first, quick half of handling a message, which front ends run in the order messages
@@ -289,11 +295,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 return Err(ConsultError::EmptyMessage);
             }
             // Triage comes before any limit: an emergency is answered however long the message is.
-            // This message alone first: an emergency must not wait for the database to read the
-            // earlier turns.
-            let triaged: String = message.chars().take(TRIAGE_CHARS).collect();
-            let knowledge = self.clinical.current();
-            let assessment = triage::assess_topic(&knowledge, &[triaged.as_str()]);
+            let assessment = self.triage_alone(message);
             if assessment.is_emergency() {
                 tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
                 if self.answering.cancel(patient) {

@@ -263,11 +263,6 @@ impl Engine {
     pub fn stats(&self) -> &EngineStats {
         &self.stats
     }
-
-    /// Whether the inference thread is still taking requests.
-    pub fn is_running(&self) -> bool {
-        !self.jobs.is_closed()
-    }
 }
 
 type Loaded = (LoadedModel, ModelTokenizer, ChatTemplate, String);
