@@ -1,5 +1,5 @@
 //! The Telegram adapter: patients in private chats, doctors in the review group, and the outbox
-//! sender. teloxide handles long polling. Every update is triaged the moment it arrives (an
+//! sender. Long polling (`polling`) decodes updates one by one. Every update is triaged the moment it arrives (an
 //! emergency's advice goes out at once, before anything is stored), then joins its chat's lane:
 //! a worker per chat that records it in the inbox (holding it in memory while the database is
 //! down) and handles it in order. Answers are written outside the lane, so a patient's next
@@ -7,6 +7,7 @@
 
 mod doctors;
 mod patients;
+mod polling;
 mod sender;
 mod split;
 mod ui;
@@ -15,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use teloxide::dispatching::{Dispatcher, ShutdownToken};
 use teloxide::prelude::*;
 use teloxide::types::{BotCommand, UpdateKind};
 use tokio::sync::{Notify, mpsc, watch};
@@ -285,9 +285,10 @@ pub async fn register_commands(bot: &Bot) -> Result<(), teloxide::RequestError> 
     Ok(())
 }
 
-/// A running bot: the dispatcher, the outbox sender and the expiry of escalations.
+/// A running bot: the poller (the "dispatcher"), the outbox sender and the expiry of escalations.
 pub struct RunningBot {
-    shutdown: ShutdownToken,
+    /// Stops taking updates.
+    polling: tokio_util::sync::CancellationToken,
     tasks: Supervised,
     stop: watch::Sender<bool>,
     work: TaskTracker,
@@ -313,9 +314,7 @@ impl RunningBot {
     /// `FINISH_IN_HAND`: a database that stays down must not hold the process), then stops the
     /// workers.
     pub async fn stop(self) {
-        if let Ok(done) = self.shutdown.shutdown() {
-            done.await;
-        }
+        self.polling.cancel();
         self.work.close();
         if tokio::time::timeout(FINISH_IN_HAND, self.work.wait())
             .await
@@ -367,17 +366,8 @@ const FINISH_IN_HAND: Duration = Duration::from_secs(90);
 /// Starts the bot: long polling, the outbox sender and the escalation expiry, all on the current
 /// runtime. The same function serves `medbot serve` and the end-to-end tests.
 pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot {
-    let handler = dptree::entry().endpoint(
-        |bot: Bot, update: Update, context: Arc<BotContext<G>>| async move {
-            context.arrive(bot, update);
-            Ok::<(), std::convert::Infallible>(())
-        },
-    );
-    let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
-        .dependencies(dptree::deps![context.clone()])
-        .default_handler(|_| async {})
-        .build();
-    let shutdown = dispatcher.shutdown_token();
+    let polling = tokio_util::sync::CancellationToken::new();
+    let stop_polling = polling.clone();
     let work = context.work.clone();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Supervised::default();
@@ -387,7 +377,11 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         // Finish what a crash cut short before taking new messages, so no patient is answered
         // twice for one message.
         recover(&recovering, &recovery_bot).await;
-        dispatcher.dispatch().await
+        let arriving = recovery_bot.clone();
+        polling::poll(recovery_bot, stop_polling, move |update| {
+            recovering.arrive(arriving.clone(), update)
+        })
+        .await
     });
 
     let sender = OutboxSender::new(
@@ -417,7 +411,7 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         }
     });
     RunningBot {
-        shutdown,
+        polling,
         tasks,
         stop,
         work,

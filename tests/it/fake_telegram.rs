@@ -59,6 +59,8 @@ struct Inner {
     messages: Vec<ChatMessage>,
     /// Sends to answer with 429 and this retry_after, one per send.
     fail_sends: VecDeque<u64>,
+    /// Updates given as raw JSON text (which a `Value` could not hold), with their ids.
+    raw_updates: Vec<(i64, String)>,
     /// Faults for the sends to one chat, one per send, in order.
     chat_faults: Vec<(i64, VecDeque<Fault>)>,
 }
@@ -247,6 +249,28 @@ impl FakeTelegram {
             .extend(std::iter::repeat_n(retry_after, count));
     }
 
+    /// A patient writes a message whose JSON text Telegram relays as is: `escaped_text` goes into
+    /// the JSON string verbatim (so it can hold a lone surrogate escape like `\ud800`).
+    pub fn patient_says_raw(&self, patient: i64, escaped_text: &str) -> i64 {
+        let message_id = self.next_message_id();
+        let mut inner = self.shared.inner.lock().unwrap();
+        let id = inner.next_update_id;
+        inner.next_update_id += 1;
+        let head = json!({
+            "message_id": message_id, "date": now_unix(), "chat": chat(patient),
+            "from": user(patient, "en"),
+        })
+        .to_string();
+        let raw = format!(
+            r#"{{"update_id":{id},"message":{},"text":"{escaped_text}"}}}}"#,
+            &head[..head.len() - 1]
+        );
+        inner.raw_updates.push((id, raw));
+        drop(inner);
+        self.shared.new_update.notify_waiters();
+        id
+    }
+
     /// The next sends to `chat` get these answers, one each, in order.
     pub fn fail_sends_to(&self, chat: i64, faults: &[Fault]) {
         let mut inner = self.shared.inner.lock().unwrap();
@@ -371,14 +395,16 @@ async fn handle(
     Path((bot, method)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, Json<Value>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     if bot != format!("bot{TOKEN}") {
-        return (StatusCode::UNAUTHORIZED, Json(error(401, "Unauthorized")));
+        return (StatusCode::UNAUTHORIZED, Json(error(401, "Unauthorized"))).into_response();
     }
     let method = method.to_ascii_lowercase();
     let (params, file) = parameters(&headers, &body);
     if method == "getupdates" {
-        return (StatusCode::OK, Json(get_updates(&shared, &params).await));
+        let body = get_updates(&shared, &params).await;
+        return ([("content-type", "application/json")], body).into_response();
     }
     let answer = answer(&shared, &method, &params, file);
     let status = answer["error_code"]
@@ -392,10 +418,11 @@ async fn handle(
         at: Instant::now(),
         ok: answer["ok"] == json!(true),
     });
-    (status, Json(answer))
+    (status, Json(answer)).into_response()
 }
 
-async fn get_updates(shared: &Shared, params: &Value) -> Value {
+/// The answer's JSON text: raw updates are spliced in as they are.
+async fn get_updates(shared: &Shared, params: &Value) -> String {
     let offset = params["offset"].as_i64().unwrap_or(0);
     let timeout = params["timeout"].as_u64().unwrap_or(0).min(2);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
@@ -407,6 +434,7 @@ async fn get_updates(shared: &Shared, params: &Value) -> Value {
                 inner
                     .updates
                     .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                inner.raw_updates.retain(|(id, _)| *id >= offset);
             }
             let mut ready: Vec<Value> = std::mem::take(&mut inner.redelivered);
             ready.extend(
@@ -416,12 +444,25 @@ async fn get_updates(shared: &Shared, params: &Value) -> Value {
                     .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
                     .cloned(),
             );
-            if !ready.is_empty() {
-                return json!({"ok": true, "result": ready});
+            let mut texts: Vec<(i64, String)> = ready
+                .iter()
+                .map(|u| (u["update_id"].as_i64().unwrap_or(0), u.to_string()))
+                .collect();
+            texts.extend(
+                inner
+                    .raw_updates
+                    .iter()
+                    .filter(|(id, _)| *id >= offset)
+                    .cloned(),
+            );
+            texts.sort_by_key(|(id, _)| *id);
+            if !texts.is_empty() {
+                let texts: Vec<String> = texts.into_iter().map(|(_, t)| t).collect();
+                return format!(r#"{{"ok":true,"result":[{}]}}"#, texts.join(","));
             }
         }
         if tokio::time::timeout_at(deadline, waiting).await.is_err() {
-            return json!({"ok": true, "result": []});
+            return r#"{"ok":true,"result":[]}"#.to_owned();
         }
     }
 }

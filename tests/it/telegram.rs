@@ -1248,3 +1248,33 @@ async fn a_split_answer_retried_after_a_failure_does_not_repeat_the_piece_delive
         long.split_whitespace().collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn an_update_with_a_lone_surrogate_neither_blocks_polling_nor_is_lost() {
+    let bot = start(125, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 528;
+    bot.consent(patient).await;
+    // A lone high surrogate (the JSON text Telegram relays for a broken emoji): serde_json refuses
+    // the string, and teloxide's own polling retried the whole batch forever.
+    bot.fake
+        .patient_says_raw(patient, r"my throat \ud800 is sore");
+    bot.fake.patient_says(patient, "and I have a runny nose");
+    bot.fake
+        .wait_for(patient, WAIT, "the answer after the broken update", |m| {
+            m.iter().filter(|m| m.text.contains(ANSWER)).count() >= 1
+        })
+        .await;
+    // The broken message was read (repaired), not dropped: the model saw both.
+    let prompts = bot.generator.prompts();
+    let said: Vec<String> = prompts
+        .iter()
+        .flatten()
+        .map(|m| m.content.clone())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|s| s.contains("my throat \u{FFFD} is sore")),
+        "{said:#?}"
+    );
+    assert!(said.iter().any(|s| s == "and I have a runny nose"));
+}
