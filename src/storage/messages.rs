@@ -125,6 +125,21 @@ impl Store {
         Ok(ids.into_iter().map(PatientId).collect())
     }
 
+    /// Whether anything was queued for the patient after their newest message: after a crash,
+    /// the "a doctor is reviewing" notice that already went out for it.
+    pub async fn told_since_last_message(&self, patient: PatientId) -> Result<bool, StorageError> {
+        let told: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox o
+                            WHERE o.patient_id = $1 AND o.destination = 'patient'
+                              AND o.created_at >= (SELECT max(created_at) FROM messages
+                                                   WHERE patient_id = $1 AND role = 'patient'))",
+        )
+        .bind(patient.0)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(told)
+    }
+
     /// Starts a new topic: contexts built from now on leave earlier messages out. Nothing is deleted.
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StorageError> {
         let updated = sqlx::query("UPDATE patients SET topic_started_at = now() WHERE id = $1")

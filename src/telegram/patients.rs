@@ -373,6 +373,11 @@ pub(super) async fn answer<G: Generator>(
         Work::Stored(stored) => (stored.patient(), stored.language()),
         Work::Resume(patient) => (*patient, Language::English),
     };
+    // A crash between the review notice and the stored escalation: the patient has the notice.
+    let told = match &work {
+        Work::Stored(_) => false,
+        Work::Resume(patient) => context.store.told_since_last_message(*patient).await?,
+    };
     let (events, shown) = mpsc::unbounded_channel();
     let streamer = tokio::spawn(show_progress(
         bot.clone(),
@@ -383,6 +388,7 @@ pub(super) async fn answer<G: Generator>(
             store: context.store.clone(),
             patient,
             outbox_ready: context.outbox_ready.clone(),
+            told,
         },
     ));
     let mut on_progress = |step: Progress<'_>| {
@@ -452,10 +458,15 @@ struct ReviewNotice {
     store: crate::storage::Store,
     patient: PatientId,
     outbox_ready: std::sync::Arc<tokio::sync::Notify>,
+    /// The patient already has it (sent before a crash).
+    told: bool,
 }
 
 impl ReviewNotice {
     async fn send(&self, notice: &str) {
+        if self.told {
+            return;
+        }
         match self
             .store
             .enqueue_patient_reply(self.patient, &Plaintext::new(notice), None)

@@ -1278,3 +1278,39 @@ async fn an_update_with_a_lone_surrogate_neither_blocks_polling_nor_is_lost() {
     );
     assert!(said.iter().any(|s| s == "and I have a runny nose"));
 }
+
+#[tokio::test]
+async fn a_kill_between_the_review_notice_and_the_stored_escalation_gives_one_notice() {
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let stuck = ScriptedGenerator::new(ANSWER);
+    stuck.push(Script::Held {
+        text: "Paracetamol can help.".into(),
+        release,
+    });
+    let mut bot = start(126, stuck).await;
+    let patient = 529;
+    bot.consent(patient).await;
+    bot.fake
+        .patient_says(patient, "Can I take paracetamol for a sore throat?");
+    // The notice is out; the model has not finished, so no escalation is stored yet.
+    bot.wait_text(patient, "doctor is reviewing").await;
+    bot.crash_and_restart(ScriptedGenerator::new(
+        "Paracetamol can help with the pain.",
+    ));
+    bot.fake
+        .wait_for(
+            DOCTOR_CHAT,
+            Duration::from_secs(20),
+            "the card after the restart",
+            |m| m.iter().any(|m| m.reply_markup.is_some()),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let notices = bot
+        .fake
+        .messages(patient)
+        .iter()
+        .filter(|m| m.text.contains("doctor is reviewing"))
+        .count();
+    assert_eq!(notices, 1, "{:#?}", bot.fake.messages(patient));
+}
