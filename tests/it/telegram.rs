@@ -1314,3 +1314,115 @@ async fn a_kill_between_the_review_notice_and_the_stored_escalation_gives_one_no
         .count();
     assert_eq!(notices, 1, "{:#?}", bot.fake.messages(patient));
 }
+
+/// Busy loops that keep every core saturated until dropped.
+struct BusyCpu(Vec<std::process::Child>);
+
+impl BusyCpu {
+    fn start(loops: usize) -> Self {
+        Self(
+            (0..loops)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy loop starts")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for BusyCpu {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// `medbot serve` with the real model writing answers while two busy loops saturate the CPU: an
+/// emergency from the patient whose answer is being written is advised within 2 s. Rounds are
+/// `MEDBOT_LATENCY_ROUNDS` (default 3; more to measure), each with a new patient.
+#[tokio::test]
+async fn with_the_model_busy_and_the_cpu_saturated_an_emergency_is_advised_within_two_seconds() {
+    let rounds: usize = std::env::var("MEDBOT_LATENCY_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let fake = FakeTelegram::start().await;
+    let t = test_store(127).await;
+    let patients: Vec<i64> = (0..rounds as i64).map(|n| 530 + n).collect();
+    let askers: Vec<i64> = (0..rounds as i64).map(|n| 1530 + n).collect();
+    for patient in patients.iter().chain(&askers) {
+        consented_patient(&t, *patient).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let calls = |method: &str| fake.calls().iter().filter(|c| c.method == method).count();
+    let mut serve = serve_binary(&fake, &t, 127, dir.path());
+    wait_until("the bot to start", 60, || calls("setmycommands") >= 1).await;
+    let busy = BusyCpu::start(2);
+    let mut advice = Vec::new();
+    for patient in &patients {
+        let typing = calls("sendchataction");
+        fake.patient_says(
+            *patient,
+            "I have had a runny nose for two days. What can I do at home?",
+        );
+        wait_until("the model to start", 60, || {
+            calls("sendchataction") > typing
+        })
+        .await;
+        let sent = Instant::now();
+        fake.patient_says(*patient, CHEST);
+        let messages = fake
+            .wait_for(*patient, Duration::from_secs(30), "the advice", |m| {
+                m.iter().any(|m| m.text.contains(ADVICE))
+            })
+            .await;
+        let at = messages
+            .iter()
+            .find(|m| m.text.contains(ADVICE))
+            .unwrap()
+            .sent_at;
+        advice.push(at - sent);
+    }
+    // Ordinary first questions in the same conditions: the first text the patient sees (a
+    // streamed sentence, the answer, or the review notice).
+    let mut ordinary = Vec::new();
+    for patient in &askers {
+        let asked = Instant::now();
+        fake.patient_says(*patient, "How long does a common cold usually last?");
+        let messages = fake
+            .wait_for(*patient, Duration::from_secs(120), "visible text", |m| {
+                !m.is_empty()
+            })
+            .await;
+        ordinary.push(messages[0].sent_at - asked);
+    }
+    drop(busy);
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    for list in [&mut advice, &mut ordinary] {
+        list.sort();
+    }
+    println!(
+        "CPU saturated (2 busy loops), real model: emergency advice median {:?} p99 {:?} over {} \
+         rounds; update to first visible text for ordinary questions median {:?} p99 {:?} ({})",
+        percentile(&advice, 0.5),
+        percentile(&advice, 0.99),
+        advice.len(),
+        percentile(&ordinary, 0.5),
+        percentile(&ordinary, 0.99),
+        ordinary.len()
+    );
+    assert!(
+        *advice.last().unwrap() < Duration::from_secs(2),
+        "emergency advice took {advice:?}"
+    );
+}
