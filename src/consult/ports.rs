@@ -119,6 +119,15 @@ pub trait ConversationStore: Send + Sync + 'static {
         message: MessageId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Whether the patient has agreed to the terms (nothing of theirs is stored before).
+    ///
+    /// # Errors
+    /// As for [`ConversationStore::record`].
+    fn has_consented(
+        &self,
+        patient: PatientId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Starts a new topic: later contexts leave out everything said before. Nothing is deleted.
     ///
     /// # Errors

@@ -140,6 +140,8 @@ impl StoredMessage {
 /// Why a message was not handled. Nothing was stored unless the error says so.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsultError {
+    #[error("the patient has not agreed to the terms")]
+    NoConsent,
     #[error("the message has no words")]
     EmptyMessage,
     #[error("the message is too long ({chars} characters, {tokens} tokens)")]
@@ -152,6 +154,7 @@ impl ConsultError {
     /// What the patient is told: kind, fixed, and never the internal cause.
     pub fn patient_text(&self, language: Language, max_chars: usize) -> String {
         match self {
+            ConsultError::NoConsent => wording::consent_required(language).to_owned(),
             ConsultError::EmptyMessage => wording::empty_message(language).to_owned(),
             ConsultError::MessageTooLong { .. } => wording::message_too_long(language, max_chars),
             ConsultError::Store(_) => wording::internal_error(language).to_owned(),
@@ -213,8 +216,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     /// emergency at once, or asks the model and reviews its draft before anyone sees it.
     ///
     /// # Errors
-    /// [`ConsultError::EmptyMessage`] and [`ConsultError::MessageTooLong`] before anything is
-    /// stored; [`ConsultError::Store`] when the message could not be stored (an emergency still
+    /// [`ConsultError::NoConsent`], [`ConsultError::EmptyMessage`] and
+    /// [`ConsultError::MessageTooLong`] before anything is stored; [`ConsultError::Store`] when the message could not be stored (an emergency still
     /// gets its advice: storage failures after triage are logged, not returned).
     pub async fn handle(
         &self,
@@ -296,15 +299,30 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             }
             // Triage comes before any limit: an emergency is answered however long the message is.
             let assessment = self.triage_alone(message);
+            // Consent is the service's rule, whatever the front end: nothing of a patient who has
+            // not agreed is stored or shown to anyone. Emergency advice is still given.
+            let consented = self.store.has_consented(patient).await;
             if assessment.is_emergency() {
                 tracing::info!(level = assessment.level.as_str(), reasons = ?assessment.reason_codes(), "triaged");
                 if self.answering.cancel(patient) {
                     tracing::info!("the answer in progress was cancelled for the emergency");
                 }
+                if let Ok(false) = consented {
+                    let advice = wording::emergency_advice(language, &assessment);
+                    return Ok(Received::Answered(Outcome {
+                        assessment,
+                        language,
+                        reply: Reply::Emergency { text: advice },
+                    }));
+                }
+                // A failed lookup must not cost the alert: storing is best effort there anyway.
                 return Ok(Received::Answered(
                     self.answer_emergency(patient, message, assessment, language, false)
                         .await,
                 ));
+            }
+            if !consented? {
+                return Err(ConsultError::NoConsent);
             }
 
             let chars = message.chars().count();

@@ -531,6 +531,16 @@ pub fn message_too_long(language: Language, max_chars: usize) -> String {
     }
 }
 
+/// Shown when a patient who has not agreed to the terms writes: nothing of theirs is read or kept.
+pub fn consent_required(language: Language) -> &'static str {
+    match language {
+        Language::English => {
+            "Before I can read your messages, please agree to the terms: send /start."
+        }
+        Language::Chinese => "在我读取您的消息之前，请先同意使用条款：发送 /start。",
+    }
+}
+
 /// Shown when a message has no words in it.
 pub fn empty_message(language: Language) -> &'static str {
     match language {

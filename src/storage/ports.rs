@@ -48,6 +48,10 @@ impl ConversationStore for Store {
         Ok(self.message_is_escalated(message).await?)
     }
 
+    async fn has_consented(&self, patient: PatientId) -> Result<bool, StoreError> {
+        Ok(Store::has_consented(self, patient).await?)
+    }
+
     async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
         Ok(Store::start_new_topic(self, patient).await?)
     }

@@ -10,7 +10,7 @@ use medbot::assessment::{ClinicalKnowledge, SharedKnowledge};
 use medbot::consult::testing::{ManualClock, Script, ScriptedGenerator};
 use medbot::consult::{ConsultationService, Reply, ServiceSettings};
 use medbot::context::PromptRole;
-use medbot::domain::{PatientId, TelegramChatId, TelegramUserId, TriageLevel};
+use medbot::domain::{PatientId, TriageLevel};
 use medbot::triage::{DraftReviewer, DrugLexicon, ReviewReason, assess, assess_topic};
 
 use crate::helpers::*;
@@ -380,12 +380,7 @@ async fn service(
         },
     );
     let telegram = i64::from(key_byte) * 100 + 1;
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(telegram), TelegramChatId(telegram), None)
-        .await
-        .unwrap()
-        .id;
+    let patient = consenting_patient(&t.store, telegram).await;
     (t, generator, service, patient)
 }
 

@@ -63,13 +63,7 @@ async fn harness_with(key_byte: u8, settings: ServiceSettings) -> Harness {
 
 impl Harness {
     async fn patient(&self, telegram: i64) -> PatientId {
-        let registered = self
-            .t
-            .store
-            .register_patient(TelegramUserId(telegram), TelegramChatId(telegram), None)
-            .await
-            .unwrap();
-        registered.id
+        consenting_patient(&self.t.store, telegram).await
     }
 
     async fn send(&self, patient: PatientId, text: &str) -> Outcome {
@@ -204,12 +198,7 @@ async fn old_turns_are_dropped_whole_when_the_window_is_small() {
             ..ServiceSettings::default()
         },
     );
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(7), TelegramChatId(7), None)
-        .await
-        .unwrap()
-        .id;
+    let patient = consenting_patient(&t.store, 7).await;
     let long = "my throat is sore and scratchy ".repeat(12);
     for n in 0..6 {
         service
@@ -770,12 +759,7 @@ async fn retrieved_passages_reach_the_prompt_and_their_sources_the_answer() {
         ServiceSettings::default(),
     )
     .with_knowledge(Arc::new(knowledge));
-    let patient = t
-        .store
-        .register_patient(TelegramUserId(9), TelegramChatId(9), None)
-        .await
-        .unwrap()
-        .id;
+    let patient = consenting_patient(&t.store, 9).await;
     let outcome = service
         .handle(patient, "I have a cold and a sore throat", &mut |_| {})
         .await
@@ -1054,4 +1038,30 @@ async fn a_model_past_the_answer_deadline_sends_the_draft_to_a_doctor() {
     assert_eq!(told.len(), 1, "the patient is told a doctor will answer");
     let record = h.t.store.load_escalation(escalation).await.unwrap();
     assert!(record.reasons.iter().any(|r| r == "answer_deadline"));
+}
+
+#[tokio::test]
+async fn the_service_itself_refuses_a_patient_who_has_not_consented_but_still_gives_emergency_advice()
+ {
+    let h = harness(164).await;
+    let patient =
+        h.t.store
+            .register_patient(TelegramUserId(8806), TelegramChatId(8806), None)
+            .await
+            .unwrap()
+            .id;
+    let refused = h
+        .service
+        .handle(patient, "I have a runny nose", &mut |_| {})
+        .await;
+    assert!(
+        matches!(refused, Err(ConsultError::NoConsent)),
+        "{refused:?}"
+    );
+    let emergency = h.send(patient, CHEST).await;
+    assert!(matches!(emergency.reply, Reply::Emergency { .. }));
+    // Nothing of theirs is kept or shown to the doctors, and the model was never asked.
+    assert!(h.conversation(patient).await.is_empty());
+    assert!(h.doctor_outbox_kinds().await.is_empty());
+    assert_eq!(h.generator.calls(), 0);
 }

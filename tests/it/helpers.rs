@@ -226,3 +226,18 @@ impl PgOutage {
         self.up.send_replace(up);
     }
 }
+
+/// A registered patient who has agreed to the terms (the service refuses anyone else).
+pub async fn consenting_patient(store: &Store, telegram: i64) -> medbot::domain::PatientId {
+    let id = store
+        .register_patient(
+            medbot::domain::TelegramUserId(telegram),
+            medbot::domain::TelegramChatId(telegram),
+            None,
+        )
+        .await
+        .expect("registered")
+        .id;
+    store.record_consent(id).await.expect("consent recorded");
+    id
+}

@@ -965,13 +965,7 @@ fn serve_binary(
 
 /// A patient who has already agreed to the terms (the binary tests skip the consent flow).
 async fn consented_patient(t: &TestStore, patient: i64) {
-    let id = t
-        .store
-        .register_patient(TelegramUserId(patient), TelegramChatId(patient), Some("en"))
-        .await
-        .unwrap()
-        .id;
-    t.store.record_consent(id).await.unwrap();
+    consenting_patient(&t.store, patient).await;
 }
 
 const CHEST: &str =
