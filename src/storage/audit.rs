@@ -101,7 +101,10 @@ pub(crate) async fn append(
         .fetch_optional(&mut *conn)
         .await?;
     let (seq, prev_hash) = match last {
-        Some(row) => (row.get::<i64, _>("seq") + 1, row.get::<Vec<u8>, _>("hash")),
+        Some(row) => (
+            row.try_get::<i64, _>("seq")? + 1,
+            row.try_get::<Vec<u8>, _>("hash")?,
+        ),
         None => (1, GENESIS.to_vec()),
     };
     // PostgreSQL keeps microseconds; hash exactly what will be read back.
@@ -178,9 +181,9 @@ pub(crate) async fn verify(pool: &PgPool) -> Result<AuditReport, StorageError> {
     };
     for row in rows {
         report.rows += 1;
-        let audit = audit_row(&row);
-        let prev: Vec<u8> = row.get("prev_hash");
-        let hash: Vec<u8> = row.get("hash");
+        let audit = audit_row(&row)?;
+        let prev: Vec<u8> = row.try_get("prev_hash")?;
+        let hash: Vec<u8> = row.try_get("hash")?;
         let intact = audit.seq == expected_seq
             && prev == expected_prev
             && hash.as_slice() == chain_hash(&prev, &audit).as_slice();
@@ -202,16 +205,16 @@ pub(crate) async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<AuditRow>, S
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(audit_row).collect())
+    rows.iter().map(audit_row).collect()
 }
 
-fn audit_row(row: &sqlx::postgres::PgRow) -> AuditRow {
-    AuditRow {
-        seq: row.get("seq"),
-        at: row.get("at"),
-        actor: row.get("actor"),
-        action: row.get("action"),
-        patient_id: row.get("patient_id"),
-        details: row.get("details"),
-    }
+fn audit_row(row: &sqlx::postgres::PgRow) -> Result<AuditRow, StorageError> {
+    Ok(AuditRow {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        patient_id: row.try_get("patient_id")?,
+        details: row.try_get("details")?,
+    })
 }

@@ -225,8 +225,8 @@ impl Store {
         .await?
         .ok_or_else(|| StorageError::EscalationNotFound(id.0.to_string()))?;
         Ok(row
-            .get::<Option<i64>, _>(0)
-            .zip(row.get::<Option<i64>, _>(1)))
+            .try_get::<Option<i64>, _>(0)?
+            .zip(row.try_get::<Option<i64>, _>(1)?))
     }
 
     /// The escalation whose card is `message` in `chat`.
@@ -250,8 +250,8 @@ impl Store {
         conn: &mut PgConnection,
         row: &PgRow,
     ) -> Result<EscalationRecord, StorageError> {
-        let id: Uuid = row.get("id");
-        let patient = PatientId(row.get("patient_id"));
+        let id: Uuid = row.try_get("id")?;
+        let patient = PatientId(row.try_get("patient_id")?);
         let key = self.data_key(conn, patient).await?;
         let draft = self
             .open_column(&key, row, "draft", Purpose::EscalationDraft, patient, id)
@@ -271,19 +271,19 @@ impl Store {
             )
             .await?
             .unwrap_or_else(|| Plaintext::new(""));
-        let question = match row.get::<Option<Uuid>, _>("question_message_id") {
+        let question = match row.try_get::<Option<Uuid>, _>("question_message_id")? {
             Some(message) => self
                 .open_column(&key, row, "question", Purpose::Message, patient, message)
                 .await?
                 .unwrap_or_else(|| Plaintext::new("")),
             None => Plaintext::new(""),
         };
-        let level: String = row.get("triage_level");
-        let reasons: serde_json::Value = row.get("reasons");
+        let level: String = row.try_get("triage_level")?;
+        let reasons: serde_json::Value = row.try_get("reasons")?;
         Ok(EscalationRecord {
             id: EscalationId(id),
             patient,
-            status: parse_status(row.get("status"))?,
+            status: parse_status(row.try_get("status")?)?,
             level: level
                 .parse::<TriageLevel>()
                 .map_err(|e| StorageError::Corrupt(e.to_string()))?,
@@ -293,10 +293,12 @@ impl Store {
             draft,
             assessment,
             final_text,
-            created_at: row.get("created_at"),
-            expires_at: row.get("expires_at"),
-            decided_by: row.get::<Option<i64>, _>("decided_by").map(TelegramUserId),
-            decided_at: row.get("decided_at"),
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            decided_by: row
+                .try_get::<Option<i64>, _>("decided_by")?
+                .map(TelegramUserId),
+            decided_at: row.try_get("decided_at")?,
         })
     }
 

@@ -63,11 +63,14 @@ impl Database {
         .bind(path)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|row| KbFingerprint {
-            id: row.get("id"),
-            content_sha256: row.get("content_sha256"),
-            retired: row.get("retired"),
-        }))
+        row.map(|row| {
+            Ok(KbFingerprint {
+                id: row.try_get("id")?,
+                content_sha256: row.try_get("content_sha256")?,
+                retired: row.try_get("retired")?,
+            })
+        })
+        .transpose()
     }
 
     /// Stores a document, replacing its passages if it was there before, in one transaction.
@@ -133,20 +136,21 @@ impl Database {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| KbDocument {
-                id: row.get("id"),
-                path: row.get("path"),
-                title: row.get("title"),
-                source: row.get("source"),
-                licence: row.get("licence"),
-                published: row.get("published"),
-                passages: row.get("passages"),
-                imported_at: row.get("imported_at"),
-                retired: row.get("retired"),
+        rows.into_iter()
+            .map(|row| {
+                Ok(KbDocument {
+                    id: row.try_get("id")?,
+                    path: row.try_get("path")?,
+                    title: row.try_get("title")?,
+                    source: row.try_get("source")?,
+                    licence: row.try_get("licence")?,
+                    published: row.try_get("published")?,
+                    passages: row.try_get("passages")?,
+                    imported_at: row.try_get("imported_at")?,
+                    retired: row.try_get("retired")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Every passage of the documents in use.
@@ -158,17 +162,18 @@ impl Database {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| KbPassage {
-                id: row.get("id"),
-                path: row.get("path"),
-                title: row.get("title"),
-                source: row.get("source"),
-                heading: row.get("heading"),
-                text: row.get("text"),
-                embedding: row.get("embedding"),
+        rows.into_iter()
+            .map(|row| {
+                Ok(KbPassage {
+                    id: row.try_get("id")?,
+                    path: row.try_get("path")?,
+                    title: row.try_get("title")?,
+                    source: row.try_get("source")?,
+                    heading: row.try_get("heading")?,
+                    text: row.try_get("text")?,
+                    embedding: row.try_get("embedding")?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

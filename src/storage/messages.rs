@@ -189,18 +189,18 @@ impl Store {
         .await?;
         let mut messages = Vec::with_capacity(rows.len());
         for row in rows {
-            let id: Uuid = row.get("id");
-            let role: String = row.get("role");
+            let id: Uuid = row.try_get("id")?;
+            let role: String = row.try_get("role")?;
             let role = role
                 .parse::<Role>()
                 .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let sealed = Sealed::from_parts(row.get("nonce"), row.get("ciphertext"))?;
+            let sealed = Sealed::from_parts(row.try_get("nonce")?, row.try_get("ciphertext")?)?;
             match key.decrypt(&sealed, &Binding::new(Purpose::Message, patient, id)) {
                 Ok(text) => messages.push(StoredMessage {
                     id: MessageId(id),
                     role,
                     text,
-                    at: row.get("created_at"),
+                    at: row.try_get("created_at")?,
                 }),
                 Err(source) => {
                     drop(tx);

@@ -207,30 +207,30 @@ impl Store {
     ) -> Result<Vec<OutboxItem>, StorageError> {
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
-            let patient = row.get::<Option<Uuid>, _>("patient_id").map(PatientId);
+            let patient = row.try_get::<Option<Uuid>, _>("patient_id")?.map(PatientId);
             let body = match patient {
-                Some(patient) if row.get::<Option<Vec<u8>>, _>("body_nonce").is_some() => {
+                Some(patient) if row.try_get::<Option<Vec<u8>>, _>("body_nonce")?.is_some() => {
                     let key = self.data_key(conn, patient).await?;
                     self.open_body(&key, patient, row).await?
                 }
                 _ => None,
             };
-            let kind: String = row.get("kind");
+            let kind: String = row.try_get("kind")?;
             items.push(OutboxItem {
-                id: row.get("id"),
+                id: row.try_get("id")?,
                 kind: kind.parse().map_err(|e: crate::domain::UnknownValue| {
                     StorageError::Corrupt(e.to_string())
                 })?,
                 patient,
                 escalation: row
-                    .get::<Option<Uuid>, _>("escalation_id")
+                    .try_get::<Option<Uuid>, _>("escalation_id")?
                     .map(EscalationId),
                 body,
-                edit_message_id: row.get("edit_message_id"),
-                attempts: row.get("attempts"),
-                pieces_sent: row.get("pieces_sent"),
-                last_piece_message_id: row.get("telegram_message_id"),
-                created_at: row.get("created_at"),
+                edit_message_id: row.try_get("edit_message_id")?,
+                attempts: row.try_get("attempts")?,
+                pieces_sent: row.try_get("pieces_sent")?,
+                last_piece_message_id: row.try_get("telegram_message_id")?,
+                created_at: row.try_get("created_at")?,
             });
         }
         Ok(items)
@@ -242,7 +242,7 @@ impl Store {
         patient: PatientId,
         row: &sqlx::postgres::PgRow,
     ) -> Result<Option<Plaintext>, StorageError> {
-        let binding = Binding::new(Purpose::Outbox, patient, row.get("record_id"));
+        let binding = Binding::new(Purpose::Outbox, patient, row.try_get("record_id")?);
         self.open_columns(
             key,
             row,

@@ -238,7 +238,7 @@ impl Store {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| StorageError::PatientNotFound(patient.reference()))?;
-        let sealed = Sealed::from_parts(row.get("nonce"), row.get("ciphertext"))?;
+        let sealed = Sealed::from_parts(row.try_get("nonce")?, row.try_get("ciphertext")?)?;
         let text = self
             .open_sealed(
                 &key,
@@ -274,9 +274,9 @@ impl Store {
             exported_at: Utc::now(),
             telegram_user_id: user,
             telegram_chat_id: chat,
-            language: row.get("language"),
-            consented_at: row.get("consented_at"),
-            created_at: row.get("created_at"),
+            language: row.try_get("language")?,
+            consented_at: row.try_get("consented_at")?,
+            created_at: row.try_get("created_at")?,
             messages: messages.into_iter().map(Into::into).collect(),
         })
     }

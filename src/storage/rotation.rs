@@ -70,28 +70,26 @@ pub async fn rotate_master_key(
     let keys = sqlx::query("SELECT version, key_id, retired_at IS NULL AS active FROM master_keys ORDER BY version FOR UPDATE")
         .fetch_all(&mut *tx)
         .await?;
-    let active = keys
-        .iter()
-        .find(|row| row.get::<bool, _>("active"))
-        .ok_or(RotationError::NothingToRotate)?;
-    let from_version: i32 = active.get("version");
-    if active.get::<Vec<u8>, _>("key_id") != old.key_id() {
+    let mut active = None;
+    let mut key_ids = Vec::with_capacity(keys.len());
+    let mut to_version = 1;
+    for row in &keys {
+        if row.try_get::<bool, _>("active")? {
+            active = Some(row);
+        }
+        key_ids.push(row.try_get::<Vec<u8>, _>("key_id")?);
+        to_version = to_version.max(row.try_get::<i32, _>("version")? + 1);
+    }
+    let active = active.ok_or(RotationError::NothingToRotate)?;
+    let from_version: i32 = active.try_get("version")?;
+    if active.try_get::<Vec<u8>, _>("key_id")? != old.key_id() {
         return Err(RotationError::OldKeyNotActive {
             active: from_version,
         });
     }
-    if keys
-        .iter()
-        .any(|row| row.get::<Vec<u8>, _>("key_id") == new.key_id())
-    {
+    if key_ids.iter().any(|id| *id == new.key_id()) {
         return Err(RotationError::NewKeyReused);
     }
-    let to_version = keys
-        .iter()
-        .map(|row| row.get::<i32, _>("version"))
-        .max()
-        .unwrap_or(0)
-        + 1;
     sqlx::query("UPDATE master_keys SET retired_at = now() WHERE version = $1")
         .bind(from_version)
         .execute(&mut *tx)
@@ -112,8 +110,8 @@ pub async fn rotate_master_key(
     let total = rows.len() as u64;
     let new_lookup = new.lookup_key();
     for (done, row) in rows.into_iter().enumerate() {
-        let patient = PatientId(row.get("patient_id"));
-        let wrapped = Sealed::from_parts(row.get("nonce"), row.get("wrapped_key"))
+        let patient = PatientId(row.try_get("patient_id")?);
+        let wrapped = Sealed::from_parts(row.try_get("nonce")?, row.try_get("wrapped_key")?)
             .map_err(StorageError::from)?;
         let data_key = old
             .unwrap(&wrapped, patient)
@@ -133,8 +131,8 @@ pub async fn rotate_master_key(
         .await?;
 
         // The lookup hash is keyed by the master key, so it moves with it.
-        if let Some(contact_nonce) = row.get::<Option<Vec<u8>>, _>("contact_nonce") {
-            let sealed = Sealed::from_parts(&contact_nonce, row.get("contact"))
+        if let Some(contact_nonce) = row.try_get::<Option<Vec<u8>>, _>("contact_nonce")? {
+            let sealed = Sealed::from_parts(&contact_nonce, row.try_get("contact")?)
                 .map_err(StorageError::from)?;
             let contact = data_key
                 .decrypt(&sealed, &Binding::new(Purpose::Contact, patient, patient.0))

@@ -113,7 +113,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         if let Some(row) = row {
-            let patient = PatientId(row.get("patient_id"));
+            let patient = PatientId(row.try_get("patient_id")?);
             let mut conn = self.pool.acquire().await?;
             self.data_key(&mut conn, patient).await?;
         }
@@ -132,7 +132,7 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StorageError::PatientNotFound(patient.reference()))?;
-        let sealed = Sealed::from_parts(row.get("nonce"), row.get("wrapped_key"))?;
+        let sealed = Sealed::from_parts(row.try_get("nonce")?, row.try_get("wrapped_key")?)?;
         match self.keys.master.unwrap(&sealed, patient) {
             Ok(key) => Ok(key),
             Err(source) => {
@@ -177,8 +177,8 @@ impl Store {
         binding: Binding,
         table: &str,
     ) -> Result<Option<Plaintext>, StorageError> {
-        let nonce: Option<Vec<u8>> = row.get(columns.0);
-        let ciphertext: Option<Vec<u8>> = row.get(columns.1);
+        let nonce: Option<Vec<u8>> = row.try_get(columns.0)?;
+        let ciphertext: Option<Vec<u8>> = row.try_get(columns.1)?;
         let (Some(nonce), Some(ciphertext)) = (nonce, ciphertext) else {
             return Ok(None);
         };
@@ -226,11 +226,11 @@ async fn active_key(pool: &PgPool) -> Result<Option<(i32, [u8; 16])>, StorageErr
         .fetch_optional(pool)
         .await?;
     row.map(|row| {
-        let id: Vec<u8> = row.get("key_id");
+        let id: Vec<u8> = row.try_get("key_id")?;
         let id: [u8; 16] = id
             .try_into()
             .map_err(|_| StorageError::Corrupt("master key id is not 16 bytes".into()))?;
-        Ok((row.get("version"), id))
+        Ok((row.try_get("version")?, id))
     })
     .transpose()
 }
@@ -242,13 +242,16 @@ async fn classify_wrong_key(pool: &PgPool, key_id: &[u8; 16], active: i32) -> Un
     .bind(key_id.as_slice())
     .fetch_optional(pool)
     .await;
-    match retired {
-        Ok(Some(row)) => UnlockError::RetiredKey {
-            version: row.get("version"),
+    let read = |row: sqlx::postgres::PgRow| -> Result<UnlockError, sqlx::Error> {
+        Ok(UnlockError::RetiredKey {
+            version: row.try_get("version")?,
             retired_at: row
-                .get::<Option<String>, _>("retired_at")
+                .try_get::<Option<String>, _>("retired_at")?
                 .unwrap_or_default(),
-        },
+        })
+    };
+    match retired.and_then(|row| row.map(read).transpose()) {
+        Ok(Some(retired)) => retired,
         Ok(None) => UnlockError::WrongKey { active },
         Err(e) => UnlockError::Storage(e.into()),
     }

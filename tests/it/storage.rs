@@ -530,3 +530,24 @@ fn generated_keys_differ() {
     let b = MasterKey::generate().unwrap();
     assert_ne!(a.key_id(), b.key_id());
 }
+
+#[tokio::test]
+async fn a_row_that_does_not_decode_is_a_storage_error_not_a_panic() {
+    let t = test_store(170).await;
+    let id = patient(&t.store, 17001).await;
+    t.store
+        .enqueue_patient_reply(id, &Plaintext::new("hello"), None)
+        .await
+        .unwrap();
+    // Schema drift or a hand edit: a column the code reads as a number is NULL.
+    sqlx::query("ALTER TABLE outbox ALTER COLUMN attempts DROP NOT NULL")
+        .execute(t.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET attempts = NULL")
+        .execute(t.db.pool())
+        .await
+        .unwrap();
+    let read = t.store.take_patient_outbox(id).await;
+    assert!(matches!(read, Err(StorageError::Database(_))), "{read:?}");
+}
