@@ -40,8 +40,12 @@ pub struct Draft {
 
 #[derive(Debug, Clone)]
 pub enum DraftEvent {
-    /// More text; the pieces concatenated are the draft's text.
-    Piece(String),
+    /// More text; the pieces concatenated are the draft's text. `logprobs`: those of the tokens
+    /// since the previous piece (empty when the generator does not know them).
+    Piece {
+        text: String,
+        logprobs: Vec<f32>,
+    },
     Finished(Draft),
 }
 

@@ -559,7 +559,12 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             finished = writing => finished,
         };
         let draft = match finished {
-            Ok(Ok(draft)) => draft,
+            Ok(Ok((draft, unsure_passage))) => {
+                if unsure_passage {
+                    reasons.push(ReviewReason::LowConfidence);
+                }
+                draft
+            }
             Ok(Err(e)) => {
                 // A doctor answers instead: the patient must never be left without one.
                 tracing::warn!(error = %e, "no draft from the model; escalating");
@@ -716,9 +721,10 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         }
     }
 
-    /// Builds the context and lets the model write, showing whole sentences that pass review when
-    /// `stream` is set. Retries once with less history if the model counts the prompt longer than
-    /// the estimate.
+    /// Builds the context and lets the model write, showing whole sentences that pass review (words
+    /// and confidence) when `stream` is set; with the draft, whether a passage the model was unsure
+    /// of stopped the showing. Retries once with less history if the model counts the prompt longer
+    /// than the estimate.
     async fn write_draft(
         &self,
         history: &[super::ports::Turn],
@@ -727,7 +733,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         stream: bool,
         text: &mut String,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
-    ) -> Result<Draft, DraftError> {
+    ) -> Result<(Draft, bool), DraftError> {
         let history: Vec<HistoryMessage> = history
             .iter()
             .map(|t| HistoryMessage {
@@ -761,9 +767,12 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         let mut gate = SentenceGate::new(stream);
         while let Some(event) = events.recv().await {
             match event? {
-                DraftEvent::Piece(piece) => {
+                DraftEvent::Piece {
+                    text: piece,
+                    logprobs,
+                } => {
                     text.push_str(&piece);
-                    match gate.advance(text, &self.reviewer) {
+                    match gate.advance(text, &logprobs, &self.reviewer) {
                         GateStep::Show(visible) => progress(Progress::Partial(visible)),
                         GateStep::Closed => {
                             progress(Progress::ReviewRequired(wording::under_review(language)))
@@ -771,7 +780,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                         GateStep::Wait => {}
                     }
                 }
-                DraftEvent::Finished(draft) => return Ok(draft),
+                DraftEvent::Finished(draft) => return Ok((draft, gate.unsure)),
             }
         }
         Err(DraftError::Generator(GeneratorError::Failed(
@@ -878,6 +887,11 @@ enum DraftError {
 struct SentenceGate {
     open: bool,
     shown: usize,
+    /// Log-probabilities of the tokens after the part shown.
+    pending: Vec<f32>,
+    /// The gate closed on a passage the model was unsure of: the whole draft goes to a doctor even
+    /// if the draft as a whole passes the confidence check.
+    unsure: bool,
 }
 
 enum GateStep<'a> {
@@ -888,13 +902,25 @@ enum GateStep<'a> {
 
 impl SentenceGate {
     fn new(open: bool) -> Self {
-        Self { open, shown: 0 }
+        Self {
+            open,
+            shown: 0,
+            pending: Vec::new(),
+            unsure: false,
+        }
     }
 
-    fn advance<'t>(&mut self, text: &'t str, reviewer: &DraftReviewer) -> GateStep<'t> {
+    /// `text` is the draft so far; `logprobs` those of the tokens added since the last call.
+    fn advance<'t>(
+        &mut self,
+        text: &'t str,
+        logprobs: &[f32],
+        reviewer: &DraftReviewer,
+    ) -> GateStep<'t> {
         if !self.open {
             return GateStep::Wait;
         }
+        self.pending.extend_from_slice(logprobs);
         let Some(end) = last_sentence_end(text) else {
             return GateStep::Wait;
         };
@@ -902,11 +928,18 @@ impl SentenceGate {
             return GateStep::Wait;
         }
         let passage = &text[self.shown..end];
-        if reviewer.review_passage(passage).is_empty() && !repeats(&text[..self.shown], passage) {
+        // Tokens of the piece that ends the sentence may belong to the next one: they count here.
+        let unsure = reviewer.is_unsure(&self.pending);
+        if !unsure
+            && reviewer.review_passage(passage).is_empty()
+            && !repeats(&text[..self.shown], passage)
+        {
             self.shown = end;
+            self.pending.clear();
             GateStep::Show(&text[..end])
         } else {
             self.open = false;
+            self.unsure = unsure;
             GateStep::Closed
         }
     }
@@ -957,19 +990,20 @@ mod tests {
         let reviewer = DraftReviewer::new(crate::triage::DrugLexicon::from_names(["ibuprofen"]));
         let mut gate = SentenceGate::new(true);
         assert!(matches!(
-            gate.advance("Rest and drink", &reviewer),
+            gate.advance("Rest and drink", &[], &reviewer),
             GateStep::Wait
         ));
         assert!(
-            matches!(gate.advance("Rest and drink water. Try", &reviewer), GateStep::Show(s) if s == "Rest and drink water.")
+            matches!(gate.advance("Rest and drink water. Try", &[], &reviewer), GateStep::Show(s) if s == "Rest and drink water.")
         );
         assert!(matches!(
-            gate.advance("Rest and drink water. Try ibuprofen. Then", &reviewer),
+            gate.advance("Rest and drink water. Try ibuprofen. Then", &[], &reviewer),
             GateStep::Closed
         ));
         assert!(matches!(
             gate.advance(
                 "Rest and drink water. Try ibuprofen. Then sleep. More",
+                &[],
                 &reviewer
             ),
             GateStep::Wait
@@ -977,14 +1011,28 @@ mod tests {
         let mut looping = SentenceGate::new(true);
         let once = "Rest in a warm room. Drink plenty of water. ";
         assert!(matches!(
-            looping.advance(once, &reviewer),
+            looping.advance(once, &[], &reviewer),
             GateStep::Show(_)
         ));
         assert!(matches!(
-            looping.advance(&format!("{once}{once}"), &reviewer),
+            looping.advance(&format!("{once}{once}"), &[], &reviewer),
             GateStep::Closed
         ));
+        // A sentence the model was unsure of closes the gate although its words are fine.
+        let mut unsure = SentenceGate::new(true);
+        assert!(matches!(
+            unsure.advance("Rest well. ", &[-0.2; 3], &reviewer),
+            GateStep::Show(_)
+        ));
+        assert!(matches!(
+            unsure.advance("Rest well. Colds pass soon. ", &[-4.0; 4], &reviewer),
+            GateStep::Closed
+        ));
+        assert!(unsure.unsure);
         let mut shut = SentenceGate::new(false);
-        assert!(matches!(shut.advance("Fine. ", &reviewer), GateStep::Wait));
+        assert!(matches!(
+            shut.advance("Fine. ", &[], &reviewer),
+            GateStep::Wait
+        ));
     }
 }

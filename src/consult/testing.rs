@@ -20,6 +20,9 @@ pub enum Script {
     Say { text: String, logprob: f32 },
     /// Answer with this text, cut off at the length limit.
     SayCutOff(String),
+    /// Answer with these passages, each written at its own log-probability: a draft that is sure
+    /// of some sentences and not of others.
+    Passages(Vec<(String, f32)>),
     /// Fail to start.
     Fail(ScriptedFailure),
     /// Answer with this text only once `release` gives a permit: a model that is slow for as
@@ -161,24 +164,38 @@ impl Generator for ScriptedGenerator {
         }
         self.prompts.lock().expect("not poisoned").push(prompt);
         let mut held = None;
-        let (text, logprob, cut_off) = match script {
-            Script::Say { text, logprob } => (text, logprob, false),
-            Script::SayCutOff(text) => (text, -0.2, true),
+        let (passages, cut_off) = match script {
+            Script::Say { text, logprob } => (vec![(text, logprob)], false),
+            Script::SayCutOff(text) => (vec![(text, -0.2)], true),
+            Script::Passages(passages) => (passages, false),
             Script::Held { text, release } => {
                 held = Some(release);
-                (text, -0.2, false)
+                (vec![(text, -0.2)], false)
             }
             Script::Fail(ScriptedFailure::Busy) => return Err(GeneratorError::Busy),
             Script::Fail(ScriptedFailure::Broken) => {
                 return Err(GeneratorError::Failed("scripted failure".into()));
             }
         };
-        // Word by word, as a model streams.
-        let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
-        let logprobs = vec![logprob; self.count(&text).max(1)];
+        // Word by word, as a model streams, each word's tokens at its passage's log-probability.
+        let pieces: Vec<DraftEvent> = passages
+            .iter()
+            .flat_map(|(text, logprob)| {
+                text.split_inclusive(' ').map(|piece| DraftEvent::Piece {
+                    text: piece.to_owned(),
+                    logprobs: vec![*logprob; self.count(piece).max(1)],
+                })
+            })
+            .collect();
         let finished = Draft {
-            text,
-            logprobs,
+            text: passages.iter().map(|(text, _)| text.as_str()).collect(),
+            logprobs: pieces
+                .iter()
+                .flat_map(|piece| match piece {
+                    DraftEvent::Piece { logprobs, .. } => logprobs.clone(),
+                    DraftEvent::Finished(_) => Vec::new(),
+                })
+                .collect(),
             hit_length_limit: cut_off,
         };
         let (tx, rx) = mpsc::channel(pieces.len() + 1);
@@ -193,7 +210,7 @@ impl Generator for ScriptedGenerator {
                     }
                 }
                 for piece in pieces {
-                    let _ = tx.send(Ok(DraftEvent::Piece(piece))).await;
+                    let _ = tx.send(Ok(piece)).await;
                 }
                 let _ = tx.send(Ok(DraftEvent::Finished(finished))).await;
             });
@@ -203,7 +220,7 @@ impl Generator for ScriptedGenerator {
             // The channel holds the whole answer, so nothing waits.
             None => {
                 for piece in pieces {
-                    let _ = tx.try_send(Ok(DraftEvent::Piece(piece)));
+                    let _ = tx.try_send(Ok(piece));
                 }
                 let _ = tx.try_send(Ok(DraftEvent::Finished(finished)));
             }
@@ -211,7 +228,7 @@ impl Generator for ScriptedGenerator {
                 tokio::spawn(async move {
                     for piece in pieces {
                         tokio::time::sleep(delay).await;
-                        if tx.send(Ok(DraftEvent::Piece(piece))).await.is_err() {
+                        if tx.send(Ok(piece)).await.is_err() {
                             return;
                         }
                     }

@@ -76,8 +76,12 @@ pub struct Generation {
 
 #[derive(Debug, Clone)]
 pub enum GenerationEvent {
-    /// New text; pieces concatenated equal the final text.
-    Piece(String),
+    /// New text; pieces concatenated equal the final text. `logprobs` are those of the tokens
+    /// generated since the previous piece (for checks on a passage while the rest is written).
+    Piece {
+        text: String,
+        logprobs: Vec<f32>,
+    },
     Finished(Generation),
 }
 
@@ -298,6 +302,8 @@ struct Sequence {
     prefilled: usize,
     generated: Vec<u32>,
     logprobs: Vec<f32>,
+    /// How many of `logprobs` went out with pieces already.
+    reported: usize,
     pending_logits: Option<Vec<f32>>,
     decoder: StreamDecoder,
     started: Instant,
@@ -385,6 +391,7 @@ fn run(
                 model,
                 generated,
                 logprobs,
+                reported,
                 decoder,
                 started,
                 first_token,
@@ -397,7 +404,10 @@ fn run(
                 Some(Ok(finish)) => {
                     let (rest, text) = decoder.finish(&tokenizer);
                     if let Some(rest) = rest {
-                        let _ = job.reply.send(Ok(GenerationEvent::Piece(rest)));
+                        let _ = job.reply.send(Ok(GenerationEvent::Piece {
+                            text: rest,
+                            logprobs: logprobs[reported..].to_vec(),
+                        }));
                     }
                     stats.completed.fetch_add(1, Ordering::Relaxed);
                     let total_time = started.elapsed();
@@ -434,6 +444,7 @@ fn admit(job: Job, model: LoadedModel) -> Sequence {
         prefilled: 0,
         generated: Vec::new(),
         logprobs: Vec::new(),
+        reported: 0,
         pending_logits: None,
         decoder: StreamDecoder::new(),
         started: job.queued_at,
@@ -478,7 +489,12 @@ fn step(seq: &mut Sequence, tokenizer: &ModelTokenizer) -> Result<Step, Generate
     seq.logprobs.push(logprob);
     if let Some(piece) = seq.decoder.push(tokenizer, token) {
         // A closed channel is noticed before the next step.
-        let _ = seq.job.reply.send(Ok(GenerationEvent::Piece(piece)));
+        let logprobs = seq.logprobs[seq.reported..].to_vec();
+        seq.reported = seq.logprobs.len();
+        let _ = seq.job.reply.send(Ok(GenerationEvent::Piece {
+            text: piece,
+            logprobs,
+        }));
     }
     if seq.generated.len() >= seq.job.max_new_tokens {
         return Ok(Step::Done(FinishReason::MaxTokens));

@@ -107,7 +107,9 @@ impl Generator for EngineGenerator {
         tokio::spawn(async move {
             while let Some(event) = stream.next().await {
                 let event = match event {
-                    Ok(GenerationEvent::Piece(piece)) => Ok(DraftEvent::Piece(piece)),
+                    Ok(GenerationEvent::Piece { text, logprobs }) => {
+                        Ok(DraftEvent::Piece { text, logprobs })
+                    }
                     Ok(GenerationEvent::Finished(generation)) => Ok(DraftEvent::Finished(Draft {
                         text: generation.text,
                         logprobs: generation.logprobs,

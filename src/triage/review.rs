@@ -226,7 +226,8 @@ impl DraftReviewer {
         reasons
     }
 
-    fn is_unsure(&self, logprobs: &[f32]) -> bool {
+    /// Whether the model was unsure of these tokens (a whole draft, or one passage of it).
+    pub fn is_unsure(&self, logprobs: &[f32]) -> bool {
         if logprobs.is_empty() {
             return false;
         }

@@ -1065,3 +1065,37 @@ async fn the_service_itself_refuses_a_patient_who_has_not_consented_but_still_gi
     assert!(h.doctor_outbox_kinds().await.is_empty());
     assert_eq!(h.generator.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_sentence_the_model_was_unsure_of_is_never_streamed_and_the_draft_goes_to_a_doctor() {
+    let h = harness(165).await;
+    let patient = h.patient(8807).await;
+    // Sure, unsure, sure: the draft as a whole passes the confidence check, its second
+    // sentence does not.
+    h.generator.push(Script::Passages(vec![
+        ("Colds usually clear up within a week or so. ".into(), -0.2),
+        ("Drinking warm fluids can ease it. ".into(), -4.0),
+        (
+            "Rest as much as you can and keep warm at home. ".into(),
+            -0.2,
+        ),
+    ]));
+    let mut shown = Vec::new();
+    let mut told = 0;
+    let outcome = h
+        .service
+        .handle(patient, "I have a runny nose", &mut |step| match step {
+            Progress::Partial(text) => shown.push(text.to_owned()),
+            Progress::ReviewRequired(_) => told += 1,
+            Progress::Triaged(_) => {}
+        })
+        .await
+        .unwrap();
+    let (_, reasons) = escalation_of(&outcome);
+    assert!(
+        reasons.contains(&ReviewReason::LowConfidence),
+        "{reasons:?}"
+    );
+    assert_eq!(shown, ["Colds usually clear up within a week or so."]);
+    assert_eq!(told, 1);
+}

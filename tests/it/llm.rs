@@ -93,7 +93,7 @@ async fn greedy_generation_is_deterministic_and_pieces_make_the_text() {
     let mut finished = None;
     while let Some(event) = stream.next().await {
         match event.unwrap() {
-            GenerationEvent::Piece(p) => {
+            GenerationEvent::Piece { text: p, .. } => {
                 assert!(!p.is_empty());
                 pieces.push_str(&p)
             }
@@ -116,7 +116,7 @@ async fn a_cancelled_request_frees_the_engine_at_once() {
     let mut long = engine.submit(request("tell me everything", 4000)).unwrap();
     // Wait until it is generating, then walk away.
     loop {
-        if let GenerationEvent::Piece(_) = long.next().await.unwrap().unwrap() {
+        if let GenerationEvent::Piece { .. } = long.next().await.unwrap().unwrap() {
             break;
         }
     }
@@ -144,7 +144,10 @@ async fn a_full_queue_answers_busy_instead_of_waiting() {
     let engine = engine(&tiny(dir.path()), 1, 1).await;
     let mut running = engine.submit(request("one", 4000)).unwrap();
     // Once it produces text it has left the queue for the single running slot.
-    while !matches!(running.next().await, Some(Ok(GenerationEvent::Piece(_)))) {}
+    while !matches!(
+        running.next().await,
+        Some(Ok(GenerationEvent::Piece { .. }))
+    ) {}
     let _queued = engine.submit(request("two", 5)).unwrap();
     let started = Instant::now();
     let third = engine.submit(request("three", 5));
