@@ -116,7 +116,37 @@ pub async fn check(env: &dyn Env) -> anyhow::Result<()> {
         }
         .into());
     }
-    println!("model:      ok ({})", model.display());
+    // Loaded and asked for a few tokens: a model that loads but whose inference thread dies (a
+    // broken file, an unsupported layout, an instruction set the CPU lacks) fails here, not on
+    // a patient's question.
+    let engine = crate::llm::Engine::start(crate::llm::EngineOptions {
+        requantize: config::requantize(env)?,
+        ..crate::llm::EngineOptions::new(&model)
+    })
+    .await
+    .map_err(|e| config::ConfigError {
+        variable: config::MODEL_PATH,
+        problem: format!("{} does not load: {e}", model.display()),
+    })?;
+    let started = std::time::Instant::now();
+    let written = engine
+        .generate(crate::llm::GenerationRequest {
+            messages: vec![crate::llm::ChatMessage::user("Say hello.")],
+            params: crate::llm::SamplingParams::default(),
+            max_new_tokens: 4,
+        })
+        .await
+        .map_err(|e| config::ConfigError {
+            variable: config::MODEL_PATH,
+            problem: format!("{} loads but does not generate: {e}", model.display()),
+        })?;
+    println!(
+        "model:      ok ({}, {}; generated {} token(s) in {} ms)",
+        model.display(),
+        engine.model_name(),
+        written.tokens.len(),
+        started.elapsed().as_millis()
+    );
     Ok(())
 }
 

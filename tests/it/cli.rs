@@ -285,3 +285,38 @@ fn triage_reads_one_case_from_stdin_and_prints_one_json_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn check_loads_the_model_and_has_it_write_and_names_model_path_when_it_cannot() {
+    let t = test_store(171).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    crate::tiny_model::TinyModel::default().write(&tiny);
+    let broken = dir.path().join("broken.gguf");
+    std::fs::write(&broken, b"GGUF but not really a model").unwrap();
+    let key = key_base64(171);
+    let run = |model: &std::path::Path| {
+        run_medbot(
+            &["check"],
+            &[
+                ("TELOXIDE_TOKEN", "123456:secret-token-value"),
+                ("DOCTOR_CHAT_ID", "-100123"),
+                ("DOCTOR_IDS", "111"),
+                ("DATABASE_URL", t.url.expose()),
+                ("MEDBOT_MASTER_KEY", &key),
+                ("MODEL_PATH", model.to_str().unwrap()),
+                ("CANDLE_NUM_THREADS", "1"),
+            ],
+            dir.path(),
+        )
+    };
+    let good = run(&tiny);
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(
+        stdout(&good).contains("model:      ok"),
+        "{}",
+        stdout(&good)
+    );
+    assert!(stdout(&good).contains("generated"), "{}", stdout(&good));
+    assert_config_error(&run(&broken), "MODEL_PATH:");
+}
