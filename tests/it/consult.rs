@@ -231,8 +231,9 @@ async fn an_emergency_gets_fixed_advice_at_once_never_reaches_the_model_and_aler
             "I have crushing chest pain going down my left arm and I'm sweating",
         )
         .await;
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    // Not a timing claim (a busy runner can be slow): the advice comes without the model.
+    println!("emergency advice in {:?}", started.elapsed());
+    assert_eq!(h.generator.calls(), 0);
     assert_eq!(outcome.assessment.level, TriageLevel::Emergency);
     let Reply::Emergency { text } = &outcome.reply else {
         panic!("{:?}", outcome.reply)
