@@ -63,7 +63,7 @@ pub enum Command {
         /// Tokens to generate.
         #[arg(long, default_value_t = 128)]
         new_tokens: usize,
-        /// CPU threads for the model (default: CANDLE_NUM_THREADS, else every core).
+        /// CPU threads for the model (default: CANDLE_NUM_THREADS, else every core but one).
         #[arg(long)]
         threads: Option<usize>,
         /// GGUF file (default: MODEL_PATH, else the default model).

@@ -957,7 +957,11 @@ fn serve_binary(
         // These tests are about the model's path (streaming, crashes mid-answer), not composed answers.
         .env("MEDBOT_COMPOSE_ANSWERS", "never")
         .env("MEDBOT_DRUG_LEXICON", &lexicon)
-        .env("CANDLE_NUM_THREADS", "1")
+        // One thread in tests (candle's pool spins on a busy machine); set it to measure others.
+        .env(
+            "CANDLE_NUM_THREADS",
+            std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "1".into()),
+        )
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
