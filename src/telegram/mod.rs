@@ -48,6 +48,10 @@ pub struct BotContext<G> {
     lanes: Mutex<HashMap<i64, mpsc::UnboundedSender<Arrived>>>,
     /// The lanes' workers and the answers being written: a stopping bot waits for them.
     work: TaskTracker,
+    /// Updates handed to a lane and not yet in the inbox: Telegram is not told they were received.
+    held: Mutex<std::collections::BTreeSet<i64>>,
+    /// Signalled when a held update is stored.
+    stored: Notify,
 }
 
 /// An update in its chat's lane.
@@ -83,6 +87,8 @@ impl<G: Generator> BotContext<G> {
             edit_interval: EDIT_INTERVAL,
             lanes: Mutex::default(),
             work: TaskTracker::new(),
+            held: Mutex::default(),
+            stored: Notify::new(),
         }
     }
 
@@ -107,6 +113,10 @@ impl<G: Generator> BotContext<G> {
             tokio::spawn(async move { patients::send_now(&bot, chat, &advice).await })
         });
         let key = lane_key(&update);
+        self.held
+            .lock()
+            .expect("not poisoned")
+            .insert(i64::from(update.id.0));
         let mut item = Arrived { update, advised };
         let mut lanes = self.lanes.lock().expect("not poisoned");
         if let Some(lane) = lanes.get(&key) {
@@ -158,7 +168,12 @@ impl<G: Generator> BotContext<G> {
         let update_id = i64::from(update.id.0);
         let mut wait = Duration::from_millis(500);
         loop {
-            match self.store.receive_update(update_id).await {
+            let received = self.store.receive_update(update_id).await;
+            if received.is_ok() {
+                self.held.lock().expect("not poisoned").remove(&update_id);
+                self.stored.notify_one();
+            }
+            match received {
                 Ok(UpdateReceipt::AlreadyHandled) => {
                     tracing::info!(update_id, "update already handled; skipped");
                     return;
@@ -378,9 +393,14 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         // twice for one message.
         recover(&recovering, &recovery_bot).await;
         let arriving = recovery_bot.clone();
-        polling::poll(recovery_bot, stop_polling, move |update| {
-            recovering.arrive(arriving.clone(), update)
-        })
+        let holding = recovering.clone();
+        polling::poll(
+            recovery_bot,
+            stop_polling,
+            move |update| recovering.arrive(arriving.clone(), update),
+            || holding.held.lock().expect("not poisoned").first().copied(),
+            &holding.stored,
+        )
         .await
     });
 

@@ -3,6 +3,10 @@
 //! relays and serde_json refuses) fails the batch again and again and stops every chat. Here a
 //! lone surrogate is first repaired to U+FFFD (the patient's message still arrives), and an update
 //! that still cannot be decoded is logged by id and kind, never content, and skipped.
+//!
+//! An update is confirmed to Telegram only once it is safe: the offset stops at the oldest update
+//! still held in memory (not yet in the inbox), so a process killed while the database is down
+//! gets those updates again at its next start.
 
 use std::time::Duration;
 
@@ -30,14 +34,25 @@ struct Parameters {
     retry_after: Option<u64>,
 }
 
-/// Polls until `stop` is cancelled, handing each decoded update to `arrived` in order. Updates
-/// are confirmed to Telegram (by the next request's offset) once they have been handed over.
-pub(super) async fn poll(bot: Bot, stop: CancellationToken, mut arrived: impl FnMut(Update)) {
+/// Polls until `stop` is cancelled, handing each decoded update to `arrived` once, in order.
+/// `oldest_held` names the oldest update handed over but not yet stored: the offset stops there,
+/// so that Telegram keeps it (and sends it again after a crash).
+pub(super) async fn poll(
+    bot: Bot,
+    stop: CancellationToken,
+    mut arrived: impl FnMut(Update),
+    oldest_held: impl Fn() -> Option<i64>,
+    stored: &tokio::sync::Notify,
+) {
     // Polling and a webhook exclude each other; a webhook left from another deployment is removed.
     if let Err(e) = bot.delete_webhook().await {
         tracing::warn!(error = %e, "could not remove a webhook before polling");
     }
     let mut offset: i64 = 0;
+    let mut next_new: i64 = 0;
+    // Updates at or above the offset handed over already: Telegram sends them again while they
+    // are held, and they must not be handled (or advised) twice.
+    let mut seen = std::collections::BTreeSet::new();
     let mut backoff = Duration::from_secs(1);
     loop {
         let fetched = tokio::select! {
@@ -59,12 +74,31 @@ pub(super) async fn poll(bot: Bot, stop: CancellationToken, mut arrived: impl Fn
                 }
             }
         };
+        let repeated_only = !updates.is_empty();
+        let mut fresh = false;
         for update in updates {
-            if let Some(id) = update.get("update_id").and_then(serde_json::Value::as_i64) {
-                offset = offset.max(id + 1);
+            let id = update.get("update_id").and_then(serde_json::Value::as_i64);
+            if let Some(id) = id {
+                if !seen.insert(id) {
+                    continue;
+                }
+                next_new = next_new.max(id + 1);
             }
+            fresh = true;
             if let Some(update) = decode(update) {
                 arrived(update);
+            }
+        }
+        offset = oldest_held().map_or(next_new, |held| held.min(next_new));
+        seen.retain(|id| *id >= offset);
+        if repeated_only && !fresh {
+            // Only updates still held came back: Telegram answers at once while it keeps them, so
+            // wait for one to be stored (milliseconds, normally) rather than spin; while the
+            // database is down, look for new updates every second.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = stored.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
