@@ -460,12 +460,14 @@ impl Delivery {
                         .edit_message_text(chat, MessageId(message as i32), piece)
                         .await
                     {
-                        Ok(_) => Some(message),
-                        // The streamed message is gone or already shows this: send anew.
+                        // Not modified: it already shows this piece (an earlier try's edit
+                        // landed but its answer was lost), so sending it anew would repeat it.
+                        Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {
+                            Some(message)
+                        }
+                        // The streamed message is gone: send anew.
                         Err(RequestError::Api(
-                            ApiError::MessageNotModified
-                            | ApiError::MessageToEditNotFound
-                            | ApiError::MessageCantBeEdited,
+                            ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
                         )) => None,
                         Err(e) => return Err(Failure::from_telegram(chat.0, e)),
                     }

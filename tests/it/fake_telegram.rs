@@ -63,6 +63,9 @@ struct Inner {
     raw_updates: Vec<(i64, String)>,
     /// Faults for the sends to one chat, one per send, in order.
     chat_faults: Vec<(i64, VecDeque<Fault>)>,
+    /// Chats whose next edit longer than this many characters is made, but answered 500, as
+    /// when the answer is lost on the way back.
+    lost_edit_answers: Vec<(i64, usize)>,
 }
 
 /// What the fake answers a send with, instead of doing it.
@@ -247,6 +250,12 @@ impl FakeTelegram {
         inner
             .fail_sends
             .extend(std::iter::repeat_n(retry_after, count));
+    }
+
+    /// The next edit in `chat` to a text longer than `chars` is made, and then answered 500.
+    pub fn lose_the_answer_to_an_edit(&self, chat: i64, chars: usize) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.lost_edit_answers.push((chat, chars));
     }
 
     /// A patient writes a message whose JSON text Telegram relays as is: `escaped_text` goes into
@@ -571,14 +580,29 @@ fn answer(shared: &Shared, method: &str, params: &Value, file: Option<Vec<u8>>) 
             if message.text == text
                 && params.get("reply_markup").is_none() == message.reply_markup.is_none()
             {
-                return error(400, "Bad Request: message is not modified");
+                return error(
+                    400,
+                    "Bad Request: message is not modified: specified new message content and \
+                     reply markup are exactly the same as a current content and reply markup \
+                     of the message",
+                );
             }
             message.text = text;
             // Telegram removes the inline keyboard when an edit does not repeat it.
             message.reply_markup = params.get("reply_markup").cloned().filter(|v| !v.is_null());
             message.edits += 1;
             message.updated_at = Instant::now();
-            json!({"ok": true, "result": message_json(message)})
+            let result = message_json(message);
+            let length = message.text.chars().count();
+            if let Some(lost) = inner
+                .lost_edit_answers
+                .iter()
+                .position(|&(at, chars)| at == chat && length > chars)
+            {
+                inner.lost_edit_answers.remove(lost);
+                return error(500, "Internal Server Error");
+            }
+            json!({"ok": true, "result": result})
         }
         other => error(
             404,

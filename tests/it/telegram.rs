@@ -248,19 +248,34 @@ async fn consent_gate_then_a_three_turn_consultation_with_context() {
 
 #[tokio::test]
 async fn a_long_answer_streams_by_edits_and_arrives_split_within_telegrams_limit() {
+    a_long_answer(82, 502, false).await;
+}
+
+#[tokio::test]
+async fn a_final_edit_made_but_answered_500_is_not_sent_again_as_a_new_message() {
+    a_long_answer(95, 532, true).await;
+}
+
+/// `lose_final_edit_answer`: the edit that turns the streamed draft into the answer's first
+/// piece is made, but Telegram's answer to it is lost (500), so the outbox tries it again.
+async fn a_long_answer(key_byte: u8, patient: i64, lose_final_edit_answer: bool) {
     let long = varied_text(10_000);
     let bot = start(
-        82,
+        key_byte,
         ScriptedGenerator::new(long.clone()).with_piece_delay(Duration::from_millis(3)),
     )
     .await;
-    let patient = 502;
     bot.consent(patient).await;
+    if lose_final_edit_answer {
+        // Longer than any streamed draft (3,500 characters and an ellipsis).
+        bot.fake.lose_the_answer_to_an_edit(patient, 3_600);
+    }
     let before = bot.fake.messages(patient).len();
     bot.fake.patient_says(patient, "I have a cold");
     let messages = bot
         .fake
-        .wait_for(patient, Duration::from_secs(30), "the whole answer", |m| {
+        // A lost answer costs teloxide's 10 s wait on a 500 and the outbox's backoff.
+        .wait_for(patient, Duration::from_secs(60), "the whole answer", |m| {
             m.last()
                 .is_some_and(|m| m.text.contains("not medical advice"))
         })
@@ -273,9 +288,10 @@ async fn a_long_answer_streams_by_edits_and_arrives_split_within_telegrams_limit
     // The first message showed the draft as it came (edited), and ends as the answer's start.
     assert!(answer[0].edits >= 1, "no progressive edits");
     let joined: String = answer.iter().map(|m| m.text.as_str()).collect();
+    let lengths: Vec<usize> = answer.iter().map(|m| m.text.chars().count()).collect();
     assert!(
         joined.starts_with(long.trim_end()),
-        "the pieces do not make the answer"
+        "the pieces ({lengths:?} characters) do not make the answer"
     );
     // Edits of the streamed message come no faster than Telegram allows.
     let edits: Vec<Instant> = bot
