@@ -90,7 +90,7 @@ pub async fn check(env: &dyn Env) -> anyhow::Result<()> {
     let telegram = config::telegram(env)?;
     let key = config::master_key(env)?;
     let url = config::database_url(env)?;
-    let model = config::model_path(env);
+    let remote = config::remote_generator(env)?;
     println!(
         "settings:   ok (doctor chat {}, {} doctor(s){})",
         telegram.doctor_chat.0,
@@ -106,6 +106,64 @@ pub async fn check(env: &dyn Env) -> anyhow::Result<()> {
     println!("database:   ok ({})", url.redacted());
     let store = Store::unlock(&db, key).await?;
     println!("master key: ok (version {})", store.master_key_version());
+    match remote {
+        Some(settings) => check_remote_generator(settings).await,
+        None => check_local_model(env).await,
+    }
+}
+
+/// The inference server answers, serves the model, accepts the key, and streams an answer.
+async fn check_remote_generator(
+    settings: crate::llm::remote::RemoteSettings,
+) -> anyhow::Result<()> {
+    use crate::consult::{DraftEvent, Generator};
+    use crate::context::{PromptMessage, PromptRole};
+
+    let url = settings.url.clone();
+    let generator = crate::llm::remote::RemoteGenerator::connect(settings).await?;
+    let started = std::time::Instant::now();
+    let prompt = vec![PromptMessage::new(PromptRole::User, "Say hello.")];
+    let mut events = generator.generate(prompt, 8).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the server did not start an answer: {e}",
+            config::GENERATOR_URL
+        )
+    })?;
+    let mut written = None;
+    while let Some(event) = events.recv().await {
+        match event
+            .map_err(|e| anyhow::anyhow!("{}: the answer failed: {e}", config::GENERATOR_URL))?
+        {
+            DraftEvent::Finished(draft) => written = Some(draft),
+            DraftEvent::Piece { .. } => {}
+        }
+    }
+    let Some(draft) = written else {
+        bail!(
+            "{}: the server's answer never finished",
+            config::GENERATOR_URL
+        );
+    };
+    println!(
+        "generator:  ok ({} at {url}; {} context tokens; counts from {}; log-probabilities: {}; \
+         wrote {} characters in {} ms)",
+        generator.model(),
+        generator.context_tokens(),
+        generator.count_source(),
+        if generator.knows_confidence() {
+            "yes"
+        } else {
+            "no, every draft goes to a doctor"
+        },
+        draft.text.chars().count(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// The local model loads and writes a few tokens.
+async fn check_local_model(env: &dyn Env) -> anyhow::Result<()> {
+    let model = config::model_path(env);
     if !model.is_file() {
         return Err(config::ConfigError {
             variable: config::MODEL_PATH,

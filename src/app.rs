@@ -11,7 +11,7 @@ use crate::assessment::SharedKnowledge;
 use crate::config::{self, Env};
 use crate::consult::ServiceSettings;
 use crate::crypto::MasterKey;
-use crate::llm::{Engine, EngineGenerator, EngineOptions, SamplingParams};
+use crate::llm::{ConfiguredGenerator, Engine, EngineGenerator, EngineOptions, SamplingParams};
 use crate::storage::{Database, Store};
 use crate::triage::{DraftReviewer, DrugLexicon};
 
@@ -127,11 +127,22 @@ pub fn ensure_fetched(path: &Path, default: &str, script: &str, what: &str) -> a
     Ok(())
 }
 
-/// Loads the model (fetching the default one when it is missing) and starts the engine.
+/// The generator the configuration asks for: the inference server at `GENERATOR_URL`, else the
+/// local model (fetching the default one when it is missing) on the in-process engine.
 ///
 /// # Errors
-/// When the model is missing or does not load.
-pub async fn start_generator(env: &dyn Env) -> anyhow::Result<EngineGenerator> {
+/// The server cannot be used (the message names the setting), or the model is missing or does
+/// not load.
+pub async fn start_generator(env: &dyn Env) -> anyhow::Result<ConfiguredGenerator> {
+    if let Some(settings) = config::remote_generator(env)? {
+        let remote = crate::llm::remote::RemoteGenerator::connect(settings).await?;
+        return Ok(ConfiguredGenerator::Remote(remote));
+    }
+    let local = start_local_generator(env).await?;
+    Ok(ConfiguredGenerator::Local(Box::new(local)))
+}
+
+async fn start_local_generator(env: &dyn Env) -> anyhow::Result<EngineGenerator> {
     let path = config::model_path(env);
     ensure_fetched(&path, config::DEFAULT_MODEL_PATH, "models/fetch", "model")?;
     let options = EngineOptions {

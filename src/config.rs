@@ -28,6 +28,13 @@ pub const MEDBOT_EMBEDDER: &str = "MEDBOT_EMBEDDER";
 pub const MEDBOT_CLINICAL_DATA: &str = "MEDBOT_CLINICAL_DATA";
 pub const MEDBOT_COMPOSE_ANSWERS: &str = "MEDBOT_COMPOSE_ANSWERS";
 pub const MEDBOT_ANSWER_DEADLINE_S: &str = "MEDBOT_ANSWER_DEADLINE_S";
+pub const GENERATOR_URL: &str = "GENERATOR_URL";
+pub const GENERATOR_MODEL: &str = "GENERATOR_MODEL";
+pub const GENERATOR_API_KEY: &str = "GENERATOR_API_KEY";
+pub const GENERATOR_MAX_CONCURRENCY: &str = "GENERATOR_MAX_CONCURRENCY";
+pub const GENERATOR_TIMEOUT_S: &str = "GENERATOR_TIMEOUT_S";
+pub const GENERATOR_TOKENIZER: &str = "GENERATOR_TOKENIZER";
+pub const GENERATOR_ALLOW_INSECURE: &str = "GENERATOR_ALLOW_INSECURE";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -284,6 +291,90 @@ pub fn answer_deadline(env: &dyn Env) -> Result<std::time::Duration, ConfigError
     }
 }
 
+/// The inference server when `GENERATOR_URL` is set (then no local model is loaded), with the
+/// other `GENERATOR_*` settings; `None` for the in-process engine.
+///
+/// # Errors
+/// A malformed URL, number, path or flag, naming the variable.
+pub fn remote_generator(
+    env: &dyn Env,
+) -> Result<Option<crate::llm::remote::RemoteSettings>, ConfigError> {
+    let Some(raw) = non_empty(env, GENERATOR_URL) else {
+        return Ok(None);
+    };
+    let url: url::Url = raw.parse().map_err(|e| {
+        ConfigError::new(
+            GENERATOR_URL,
+            format!("is not a URL ({e}); expected e.g. http://127.0.0.1:8080/v1"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            GENERATOR_URL,
+            "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8080/v1",
+        ));
+    }
+    if !url.path().trim_end_matches('/').ends_with("/v1") {
+        return Err(ConfigError::new(
+            GENERATOR_URL,
+            format!(
+                "must end in /v1, the OpenAI API's base (e.g. {}://{}/v1)",
+                url.scheme(),
+                url.host_str().unwrap_or_default()
+            ),
+        ));
+    }
+    let mut settings = crate::llm::remote::RemoteSettings::new(url);
+    settings.model = non_empty(env, GENERATOR_MODEL);
+    settings.api_key = non_empty(env, GENERATOR_API_KEY).map(SecretString::from);
+    if let Some(raw) = non_empty(env, GENERATOR_MAX_CONCURRENCY) {
+        settings.max_concurrency = match raw.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => n,
+            _ => {
+                return Err(ConfigError::new(
+                    GENERATOR_MAX_CONCURRENCY,
+                    format!("must be a whole number from 1 to 1024, not {raw:?}"),
+                ));
+            }
+        };
+    }
+    if let Some(raw) = non_empty(env, GENERATOR_TIMEOUT_S) {
+        settings.timeout = match raw.parse::<u64>() {
+            Ok(s) if (1..=3600).contains(&s) => std::time::Duration::from_secs(s),
+            _ => {
+                return Err(ConfigError::new(
+                    GENERATOR_TIMEOUT_S,
+                    format!("must be a whole number of seconds from 1 to 3600, not {raw:?}"),
+                ));
+            }
+        };
+    }
+    if let Some(path) = non_empty(env, GENERATOR_TOKENIZER) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(ConfigError::new(
+                GENERATOR_TOKENIZER,
+                format!(
+                    "{} does not exist (a tokenizer.json or GGUF file)",
+                    path.display()
+                ),
+            ));
+        }
+        settings.tokenizer = Some(path);
+    }
+    settings.allow_insecure = match non_empty(env, GENERATOR_ALLOW_INSECURE).as_deref() {
+        None | Some("false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                GENERATOR_ALLOW_INSECURE,
+                format!("must be true or false, not {other:?}"),
+            ));
+        }
+    };
+    Ok(Some(settings))
+}
+
 /// Where the terminal commands keep local state (the generated master key):
 /// `MEDBOT_DATA_DIR`, else `$XDG_DATA_HOME/medbot`, else `~/.local/share/medbot`.
 pub fn data_dir(env: &dyn Env) -> Result<PathBuf, ConfigError> {
@@ -438,6 +529,42 @@ mod tests {
 
     fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_generator_settings_are_read_and_a_bad_one_is_named() {
+        assert!(remote_generator(&env(&[])).unwrap().is_none());
+        let settings = remote_generator(&env(&[
+            (GENERATOR_URL, "http://10.0.0.5:8000/v1"),
+            (GENERATOR_MODEL, "Qwen/Qwen2.5-7B-Instruct"),
+            (GENERATOR_API_KEY, "sk-secret-value"),
+            (GENERATOR_MAX_CONCURRENCY, "16"),
+            (GENERATOR_TIMEOUT_S, "90"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.max_concurrency, 16);
+        assert_eq!(settings.timeout, std::time::Duration::from_secs(90));
+        assert_eq!(settings.model.as_deref(), Some("Qwen/Qwen2.5-7B-Instruct"));
+        assert!(!format!("{settings:?}").contains("sk-secret-value"));
+        let defaults = remote_generator(&env(&[(GENERATOR_URL, "http://127.0.0.1:8080/v1")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(defaults.max_concurrency, 8);
+        assert_eq!(defaults.timeout, std::time::Duration::from_secs(60));
+        for (name, value) in [
+            (GENERATOR_URL, "127.0.0.1:8080"),
+            (GENERATOR_URL, "http://127.0.0.1:8080/"),
+            (GENERATOR_MAX_CONCURRENCY, "0"),
+            (GENERATOR_TIMEOUT_S, "soon"),
+            (GENERATOR_TOKENIZER, "/no/such/tokenizer.json"),
+            (GENERATOR_ALLOW_INSECURE, "maybe"),
+        ] {
+            let mut pairs = env(&[(GENERATOR_URL, "http://127.0.0.1:8080/v1")]);
+            pairs.insert(name, value);
+            let e = remote_generator(&pairs).unwrap_err();
+            assert_eq!(e.variable, name, "{e}");
+        }
     }
 
     #[test]

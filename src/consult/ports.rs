@@ -67,6 +67,20 @@ pub trait Generator: TokenCounter + Send + Sync + 'static {
         prompt: Vec<PromptMessage>,
         max_new_tokens: usize,
     ) -> impl Future<Output = Result<DraftStream, GeneratorError>> + Send;
+
+    /// Counts these texts ahead of a prompt built from them, for a generator whose tokenizer is
+    /// elsewhere (an inference server): [`TokenCounter::count`] then answers from what it
+    /// learnt. One with its own tokenizer has nothing to do.
+    fn prepare_counts(&self, texts: Vec<String>) -> impl Future<Output = ()> + Send {
+        let _ = texts;
+        std::future::ready(())
+    }
+
+    /// Whether drafts carry the log-probabilities of their tokens. Without them the model's
+    /// confidence is unknown and every draft counts as unsure.
+    fn knows_confidence(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -560,7 +560,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         };
         let draft = match finished {
             Ok(Ok((draft, unsure_passage))) => {
-                if unsure_passage {
+                if unsure_passage || !self.generator.knows_confidence() {
                     reasons.push(ReviewReason::LowConfidence);
                 }
                 draft
@@ -741,6 +741,10 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 text: t.text.as_str().to_owned(),
             })
             .collect();
+        let texts = std::iter::once(system_prompt.to_owned())
+            .chain(history.iter().map(|m| m.text.clone()))
+            .collect();
+        self.generator.prepare_counts(texts).await;
         let mut budget = self.prompt_budget();
         let mut attempts = 0;
         let mut events = loop {
@@ -764,7 +768,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             }
         };
 
-        let mut gate = SentenceGate::new(stream);
+        // A model whose confidence is unknown shows nothing before review.
+        let mut gate = SentenceGate::new(stream && self.generator.knows_confidence());
         while let Some(event) = events.recv().await {
             match event? {
                 DraftEvent::Piece {

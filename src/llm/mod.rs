@@ -1,6 +1,7 @@
-//! Local text generation with candle: GGUF loading (architecture from metadata), a tokenizer built from
+//! Text generation: in-process with candle, or on an OpenAI-compatible server (`remote`). Locally: GGUF loading (architecture from metadata), a tokenizer built from
 //! the GGUF metadata alone, chat templates, sampling, and an inference engine on its own thread.
 
+mod configured;
 mod engine;
 mod generator;
 mod gguf;
@@ -10,6 +11,9 @@ mod stream;
 mod template;
 mod tokenizer;
 
+pub mod remote;
+
+pub use configured::ConfiguredGenerator;
 pub use engine::{
     Engine, EngineOptions, EngineStats, FinishReason, GenerateError, Generation, GenerationEvent,
     GenerationRequest, GenerationStream,

@@ -15,7 +15,7 @@ use crate::consult::{
     ConsultationService, Progress, Reply, ReviewDesk, ServiceStore, SystemClock, wording,
 };
 use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
-use crate::llm::EngineGenerator;
+use crate::llm::ConfiguredGenerator;
 use crate::storage::Store;
 
 /// How often the chat looks for answers from doctors while it waits for input.
@@ -58,7 +58,7 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
         out,
         "medbot chat: you are patient {} (model {}). Type /help for commands.",
         patient.reference(),
-        generator.engine().model_name()
+        generator.model_name()
     )?;
     if !grounded {
         writeln!(
@@ -124,7 +124,7 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
 
 /// One message: triage shown at once, the answer streamed as it passes review.
 async fn converse<S: ServiceStore>(
-    service: &ConsultationService<EngineGenerator, S, SystemClock>,
+    service: &ConsultationService<ConfiguredGenerator, S, SystemClock>,
     patient: PatientId,
     text: &str,
     max_chars: usize,

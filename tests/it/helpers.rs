@@ -107,7 +107,7 @@ pub fn run_medbot_with_input(
     output
 }
 
-fn medbot_command(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Command {
+pub fn medbot_command(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_medbot"));
     command
         .args(args)
