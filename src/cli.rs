@@ -76,6 +76,14 @@ pub enum Command {
         /// else the engine's default).
         #[arg(long)]
         requantize: Option<crate::llm::Requantize>,
+        /// Which generator: the in-process engine (`local`) or the inference server at
+        /// GENERATOR_URL (`remote`); the JSON keys are the same.
+        #[arg(long, value_enum, default_value_t = BenchGenerator::Local)]
+        generator: BenchGenerator,
+        /// Also have this many patient questions answered at once, through the same port the
+        /// bot uses: first visible text, whole answer, aggregate and per-stream tokens/s.
+        #[arg(long)]
+        concurrent: Option<usize>,
     },
     /// The knowledge base: import documents, list them, search them.
     Kb {
@@ -104,6 +112,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchGenerator {
+    Local,
+    Remote,
 }
 
 #[derive(Debug, Subcommand)]

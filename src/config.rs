@@ -400,9 +400,14 @@ pub fn clinical_data(env: &dyn Env) -> Option<PathBuf> {
 
 /// `MEDBOT_COMPOSE_ANSWERS` (auto, always, never): whether symptom questions are answered from the
 /// assessment's vetted texts instead of the model. `auto` (the default) composes when the model is
-/// the small bundled one, which cannot be trusted to write medicine.
+/// the small bundled one, which cannot be trusted to write medicine (with `GENERATOR_URL`, when
+/// `GENERATOR_MODEL` names it: the server's model is taken to be a capable one).
 pub fn compose_answers(env: &dyn Env) -> Result<bool, ConfigError> {
     let small_default = || {
+        if non_empty(env, GENERATOR_URL).is_some() {
+            return non_empty(env, GENERATOR_MODEL)
+                .is_some_and(|m| m.to_ascii_lowercase().contains("135m"));
+        }
         let path = model_path(env);
         path == Path::new(DEFAULT_MODEL_PATH)
             || path
@@ -550,6 +555,9 @@ mod tests {
         let defaults = remote_generator(&env(&[(GENERATOR_URL, "http://127.0.0.1:8080/v1")]))
             .unwrap()
             .unwrap();
+        // A server's model writes the answers unless it is named as the small one.
+        assert!(compose_answers(&env(&[])).unwrap());
+        assert!(!compose_answers(&env(&[(GENERATOR_URL, "http://127.0.0.1:8080/v1")])).unwrap());
         assert_eq!(defaults.max_concurrency, 8);
         assert_eq!(defaults.timeout, std::time::Duration::from_secs(60));
         for (name, value) in [

@@ -38,9 +38,20 @@ fn main() -> ExitCode {
         model,
         json,
         requantize,
+        generator,
+        concurrent,
     } = cli.command
     {
-        return bench(prompt_tokens, new_tokens, threads, model, json, requantize);
+        let run = BenchRun {
+            prompt_tokens,
+            new_tokens,
+            threads,
+            model,
+            requantize,
+            generator,
+            concurrent,
+        };
+        return bench(run, json);
     }
     if matches!(cli.command, Command::Chat { .. } | Command::Serve) {
         // Before any runtime thread exists: candle reads the thread count once.
@@ -80,33 +91,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Runs before any runtime thread exists: the thread count must be fixed before candle starts.
-fn bench(
+struct BenchRun {
     prompt_tokens: usize,
     new_tokens: usize,
     threads: Option<usize>,
     model: Option<std::path::PathBuf>,
-    json: bool,
     requantize: Option<medbot::llm::Requantize>,
-) -> ExitCode {
-    let threads = configure_model_threads(threads);
-    let path = model.unwrap_or_else(medbot::bench::default_model);
-    let requantize = match requantize
-        .map(Ok)
-        .unwrap_or_else(|| config::requantize(&ProcessEnv))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("medbot: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    match medbot::bench::run(&path, prompt_tokens, new_tokens, threads, requantize) {
+    generator: medbot::cli::BenchGenerator,
+    concurrent: Option<usize>,
+}
+
+/// Runs before any runtime thread exists: the thread count must be fixed before candle starts.
+fn bench(run: BenchRun, json: bool) -> ExitCode {
+    match bench_report(run) {
         Ok(report) if json => {
             println!("{}", serde_json::to_string(&report).expect("plain struct"));
             ExitCode::SUCCESS
         }
         Ok(r) => {
+            println!("generator     {}", r.generator);
             println!("model         {}", r.model);
             println!("threads       {}", r.threads);
             println!("load          {:.2} s", r.load_s);
@@ -119,10 +122,73 @@ fn bench(
                 r.decode_tps, r.new_tokens
             );
             println!("peak RSS      {:.0} MiB", r.peak_rss_mib);
+            if let Some(c) = &r.concurrent {
+                println!(
+                    "{} at once     first text p50 {:.0} ms, max {:.0} ms; answer p50 {:.0} ms, max {:.0} ms",
+                    c.concurrent,
+                    c.first_text_ms_p50,
+                    c.first_text_ms_max,
+                    c.answer_ms_p50,
+                    c.answer_ms_max
+                );
+                println!(
+                    "              {:.1} tokens/s together, {:.1} per stream; {} failed",
+                    c.aggregate_decode_tps, c.per_stream_decode_tps, c.failed
+                );
+            }
             ExitCode::SUCCESS
         }
-        Err(e) => report(&e.into()),
+        Err(e) => report(&e),
     }
+}
+
+fn bench_report(run: BenchRun) -> anyhow::Result<medbot::bench::BenchReport> {
+    use medbot::cli::BenchGenerator;
+
+    let threads = configure_model_threads(run.threads);
+    let runtime = tokio::runtime::Runtime::new()?;
+    if run.generator == BenchGenerator::Remote {
+        let Some(settings) = config::remote_generator(&ProcessEnv)? else {
+            anyhow::bail!(
+                "{}: is not set; --generator remote measures the server it names",
+                config::GENERATOR_URL
+            );
+        };
+        return runtime.block_on(async {
+            let (mut report, generator) =
+                medbot::bench::run_remote(settings, run.prompt_tokens, run.new_tokens).await?;
+            if let Some(n) = run.concurrent {
+                report.concurrent =
+                    Some(medbot::bench::run_concurrent(&generator, n, run.new_tokens).await);
+            }
+            Ok(report)
+        });
+    }
+    let path = run.model.unwrap_or_else(medbot::bench::default_model);
+    let requantize = match run.requantize {
+        Some(r) => r,
+        None => config::requantize(&ProcessEnv)?,
+    };
+    let mut report = medbot::bench::run(
+        &path,
+        run.prompt_tokens,
+        run.new_tokens,
+        threads,
+        requantize,
+    )?;
+    if let Some(n) = run.concurrent {
+        report.concurrent = Some(runtime.block_on(async {
+            let engine = medbot::llm::Engine::start(medbot::llm::EngineOptions {
+                requantize,
+                ..medbot::llm::EngineOptions::new(&path)
+            })
+            .await?;
+            let generator =
+                medbot::llm::EngineGenerator::new(engine, medbot::llm::SamplingParams::default());
+            anyhow::Ok(medbot::bench::run_concurrent(&generator, n, run.new_tokens).await)
+        })?);
+    }
+    Ok(report)
 }
 
 /// Fixes the model's CPU threads: `explicit`, else CANDLE_NUM_THREADS, else every core but one

@@ -55,6 +55,8 @@ struct Shared {
     inner: Arc<Mutex<Inner>>,
     key: Option<String>,
     logprobs: bool,
+    /// Answers vLLM's `/tokenize`, one token per word (template: three per message, two more).
+    vllm_tokenize: bool,
 }
 
 pub struct FakeInference {
@@ -73,13 +75,20 @@ impl Drop for FakeInference {
 impl FakeInference {
     /// `key`: the bearer token it accepts (none: any). `logprobs`: whether it reports them.
     pub async fn start(key: Option<&str>, logprobs: bool) -> Self {
+        Self::start_with(key, logprobs, false).await
+    }
+
+    /// As [`FakeInference::start`], with vLLM's tokenize endpoint when `vllm_tokenize`.
+    pub async fn start_with(key: Option<&str>, logprobs: bool, vllm_tokenize: bool) -> Self {
         let shared = Shared {
             inner: Arc::default(),
             key: key.map(str::to_owned),
             logprobs,
+            vllm_tokenize,
         };
         let app = Router::new()
             .route("/v1/models", get(models))
+            .route("/tokenize", post(tokenize))
             .route("/v1/chat/completions", post(chat))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,6 +133,24 @@ async fn models(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     }
     axum::Json(json!({"object": "list", "data": [{"id": MODEL, "object": "model", "max_model_len": 8192}]}))
         .into_response()
+}
+
+async fn tokenize(State(shared): State<Shared>, body: axum::Json<Value>) -> Response {
+    if !shared.vllm_tokenize {
+        return error(404, "Not Found");
+    }
+    let words = |text: &str| text.split_whitespace().count();
+    let count = match (&body["prompt"], &body["messages"]) {
+        (Value::String(prompt), _) => words(prompt),
+        (_, Value::Array(messages)) => {
+            2 + messages
+                .iter()
+                .map(|m| 3 + words(m["content"].as_str().unwrap_or_default()))
+                .sum::<usize>()
+        }
+        _ => return error(400, "prompt or messages"),
+    };
+    axum::Json(json!({"count": count, "max_model_len": 8192, "tokens": []})).into_response()
 }
 
 fn chunk(text: &str, finish: Option<&str>, logprobs: bool) -> Bytes {

@@ -296,23 +296,89 @@ async fn without_log_probabilities_nothing_streams_and_every_draft_is_reviewed()
     assert!(shown.is_empty(), "shown before review: {shown:?}");
 }
 
+#[tokio::test]
+async fn counts_come_from_vllms_tokenize_or_a_tokenizer_file_when_the_server_has_none() {
+    let vllm = FakeInference::start_with(None, true, true).await;
+    let generator = RemoteGenerator::connect(settings(&vllm.url)).await.unwrap();
+    generator
+        .prepare_counts(vec!["my throat is sore".into()])
+        .await;
+    assert_eq!(
+        generator.count("my throat is sore"),
+        4,
+        "the server's count"
+    );
+    // Measured from the template: three tokens around each message in the fake's, and the same
+    // slack as the local engine's measurement keeps.
+    assert_eq!(generator.message_overhead(), 5);
+    assert_eq!(
+        generator.count_source(),
+        "the server's tokenizer (vLLM /tokenize)"
+    );
+
+    let plain = FakeInference::start(None, true).await;
+    let model = crate::llm::smollm2();
+    let generator = RemoteGenerator::connect(RemoteSettings {
+        tokenizer: Some(model.clone()),
+        ..settings(&plain.url)
+    })
+    .await
+    .unwrap();
+    let file = medbot::llm::ModelFile::open(&model).unwrap();
+    let tokenizer = medbot::llm::ModelTokenizer::from_gguf(&file).unwrap();
+    let text = "I have had a sore throat for two days";
+    assert_eq!(generator.count(text), tokenizer.count(text));
+    assert_eq!(generator.count_source(), "GENERATOR_TOKENIZER");
+}
+
+#[tokio::test]
+async fn connect_names_the_setting_at_fault() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let e = RemoteGenerator::connect(settings(&format!("http://127.0.0.1:{port}/v1")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.setting, "GENERATOR_URL", "{e}");
+    let fake = FakeInference::start(None, true).await;
+    let e = RemoteGenerator::connect(RemoteSettings {
+        model: Some("no-such-model".into()),
+        ..settings(&fake.url)
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.setting, "GENERATOR_MODEL", "{e}");
+    assert!(
+        e.problem.contains(MODEL),
+        "the served models are listed: {e}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real llama.cpp server
 
-/// `llama-server` from `.ci/build-llama.sh` (or `MEDBOT_LLAMA_SERVER`).
+/// `MEDBOT_LLAMA_SERVER`, else the one `.ci/build-llama.sh` builds (and builds it when missing,
+/// once for all tests: about 10 minutes on 2 cores the first time).
 fn llama_server_binary() -> PathBuf {
-    let path = std::env::var_os("MEDBOT_LLAMA_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/medbot/llama/build/bin/llama-server")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run .ci/build-llama.sh (or set MEDBOT_LLAMA_SERVER)",
-        path.display()
-    );
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(path) = std::env::var_os("MEDBOT_LLAMA_SERVER") {
+        return PathBuf::from(path);
+    }
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let output = Command::new(root.join(".ci/build-llama.sh"))
+                .current_dir(root)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect(".ci/build-llama.sh runs");
+            assert!(output.status.success(), ".ci/build-llama.sh failed");
+            let folder = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let path = PathBuf::from(folder).join("llama-server");
+            assert!(path.is_file(), "{} was not built", path.display());
+            path
+        })
+        .clone()
 }
 
 pub struct LlamaServer {

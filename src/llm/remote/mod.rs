@@ -102,6 +102,7 @@ const ASSUMED_CONTEXT_TOKENS: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct RemoteGenerator {
     inner: Arc<Inner>,
+    ignore_eos: bool,
 }
 
 #[derive(Debug)]
@@ -184,6 +185,7 @@ impl RemoteGenerator {
         };
         let mut generator = Self {
             inner: Arc::new(inner),
+            ignore_eos: false,
         };
         let logprobs = generator.offers_logprobs().await?;
         Arc::get_mut(&mut generator.inner)
@@ -208,6 +210,15 @@ impl RemoteGenerator {
 
     pub fn model(&self) -> &str {
         &self.inner.model
+    }
+
+    /// A generator that asks the server to ignore the end of turn, so that every answer is as
+    /// long as asked (`medbot bench` compares fixed amounts of work). Shares places and breaker.
+    pub fn ignoring_end_of_turn(self) -> Self {
+        Self {
+            ignore_eos: true,
+            ..self
+        }
     }
 
     /// Where token counts come from (for `medbot check`).
@@ -262,6 +273,12 @@ impl RemoteGenerator {
             "temperature": p.temperature,
             "top_p": p.top_p,
         });
+        if self.ignore_eos {
+            // llama.cpp's server and vLLM both take the first; the second stops llama.cpp from
+            // reusing an earlier run's prompt, which would make prefill look free.
+            body["ignore_eos"] = json!(true);
+            body["cache_prompt"] = json!(false);
+        }
         if self.inner.logprobs {
             body["logprobs"] = json!(true);
             body["top_logprobs"] = json!(1);
