@@ -259,15 +259,21 @@ async fn status_failure(response: reqwest::Response) -> RequestFailure {
         .chars()
         .take(300)
         .collect::<String>();
-    let reason = format!(
-        "HTTP {}{}",
-        status.as_u16(),
-        if message.is_empty() {
-            String::new()
-        } else {
-            format!(": {message}")
-        }
-    );
+    // The status and the error's kind only: servers echo the request (patients' words) in
+    // their messages, and these reasons reach the logs.
+    let kind = error["type"]
+        .as_str()
+        .or_else(|| error["code"].as_str())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(60)
+        .collect::<String>();
+    let reason = if kind.is_empty() {
+        format!("HTTP {}", status.as_u16())
+    } else {
+        format!("HTTP {} ({kind})", status.as_u16())
+    };
     match status.as_u16() {
         401 | 403 => RequestFailure::Unauthorized(reason),
         429 | 500..=599 => RequestFailure::Transient {

@@ -41,11 +41,12 @@ pub fn parse(data: &str) -> Result<StreamEvent, StreamError> {
     let chunk: Value = serde_json::from_str(data)
         .map_err(|e| StreamError::Malformed(format!("{e} (in {} bytes)", data.len())))?;
     if let Some(error) = chunk.get("error") {
-        let message = error["message"]
+        // The kind only: a server's message may quote the request (patients' words).
+        let kind = error["type"]
             .as_str()
-            .or_else(|| error.as_str())
+            .or_else(|| error["code"].as_str())
             .unwrap_or("unknown error");
-        return Err(StreamError::Server(message.chars().take(300).collect()));
+        return Err(StreamError::Server(kind.chars().take(60).collect()));
     }
     let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
         return Err(StreamError::Malformed("no \"choices\"".into()));
@@ -115,10 +116,12 @@ mod tests {
             parse("{\"id\": 1}").unwrap_err(),
             StreamError::Malformed(_)
         ));
-        let error = r#"{"error":{"message":"out of memory","type":"server_error"}}"#;
+        let error =
+            r#"{"error":{"message":"cannot answer 'my chest hurts'","type":"server_error"}}"#;
         assert_eq!(
             parse(error).unwrap_err(),
-            StreamError::Server("out of memory".into())
+            StreamError::Server("server_error".into()),
+            "the kind, never the message (it may quote the patient)"
         );
     }
 }

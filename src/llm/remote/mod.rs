@@ -243,8 +243,20 @@ impl RemoteGenerator {
             "messages": [{"role": "user", "content": "Hello"}],
             "max_tokens": 1, "logprobs": true, "top_logprobs": 1,
         });
-        let answer = match self.inner.endpoint.chat(&body).await {
-            Ok(response) => response.json::<Value>().await.ok(),
+        // A server with every slot busy (or still loading) must not hold start-up forever.
+        let probe = async {
+            let response = self.inner.endpoint.chat(&body).await?;
+            Ok(response.json::<Value>().await.ok())
+        };
+        let answer = match tokio::time::timeout(self.inner.settings.timeout, probe)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RequestFailure::Transient {
+                    reason: "no answer to a one-token request within GENERATOR_TIMEOUT_S".into(),
+                    retry_after: None,
+                })
+            }) {
+            Ok(answer) => answer,
             // Some servers refuse the parameter outright.
             Err(RequestFailure::Rejected(_)) => return Ok(false),
             Err(RequestFailure::Unauthorized(reason)) => {
@@ -492,7 +504,8 @@ impl Generator for RemoteGenerator {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let deadline = inner.settings.timeout;
-            let work = answer(&inner, &body, &tx);
+            let admitted = std::sync::atomic::AtomicBool::new(false);
+            let work = answer(&inner, &body, &tx, &admitted);
             let outcome = tokio::select! {
                 // The patient's request was dropped: dropping `work` closes the connection.
                 () = tx.closed() => return,
@@ -509,11 +522,13 @@ impl Generator for RemoteGenerator {
                     deadline.as_secs()
                 )),
             };
-            if !matches!(
-                failure,
-                GeneratorError::Busy | GeneratorError::PromptTooLong { .. }
-            ) && inner.breaker.failed()
-            {
+            // A request that timed out in the queue says the server is busy, not broken.
+            let server_failed = admitted.load(Ordering::SeqCst)
+                && !matches!(
+                    failure,
+                    GeneratorError::Busy | GeneratorError::PromptTooLong { .. }
+                );
+            if server_failed && inner.breaker.failed() {
                 tracing::error!(
                     cooldown_s = BREAKER_COOLDOWN.as_secs(),
                     "the inference server keeps failing; answers go to doctors until it recovers"
@@ -531,8 +546,10 @@ async fn answer(
     inner: &Inner,
     body: &Value,
     tx: &mpsc::Sender<Result<DraftEvent, GeneratorError>>,
+    admitted: &std::sync::atomic::AtomicBool,
 ) -> Result<(), GeneratorError> {
     let _place = RemoteGenerator::admit(inner).await?;
+    admitted.store(true, Ordering::SeqCst);
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
@@ -601,6 +618,8 @@ async fn relay(
     loop {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
+            // The answer was whole; only the connection's end was not clean.
+            Some(Err(_)) if finish.is_some() => break,
             Some(Err(e)) => return fail(&text, format!("the event stream broke: {e}")),
             None if finish.is_some() => break,
             None => {
@@ -638,7 +657,8 @@ async fn relay(
         }
     }
     let draft = Draft {
-        hit_length_limit: finish.as_deref() != Some("stop"),
+        // "stop", TGI's "eos_token" and "stop_sequence", or none given: the answer ended itself.
+        hit_length_limit: finish.as_deref() == Some("length"),
         text,
         logprobs,
     };
