@@ -1,5 +1,5 @@
 //! Embeds the clinical knowledge in `data/` into the binary, so that `medbot triage` and the bot work
-//! from any folder. Every `.toml` file under data/findings and data/conditions is listed; adding one
+//! from any folder. Every `.toml` file under data/findings, data/conditions and data/medicines is listed; adding one
 //! needs no code change.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use std::path::Path;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut listing = String::from("&[\n");
-    for folder in ["findings", "conditions"] {
+    for folder in ["findings", "conditions", "medicines"] {
         let dir = root.join("data").join(folder);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files: Vec<_> = std::fs::read_dir(&dir)

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod domain;
 pub mod knowledge;
 pub mod llm;
+pub mod medicines;
 pub mod storage;
 pub mod telegram;
 pub mod telemetry;

@@ -265,6 +265,8 @@ pub const COMPUTED_FINDINGS: &[(&str, &str, &str, FindingKind)] = &[
 pub struct ClinicalKnowledge {
     pub findings: Vec<Finding>,
     pub conditions: Vec<Condition>,
+    /// Drugs, classes, interactions and allergy rules (`medicines/`).
+    pub medicines: crate::medicines::MedicineKnowledge,
     by_id: HashMap<String, FindingIndex>,
 }
 
@@ -337,7 +339,7 @@ static ICD10: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$").expect("regex"));
 
 /// A TOML error as one line with its line number.
-fn toml_error(file: &str, source: &str, e: &toml::de::Error) -> KnowledgeError {
+pub(crate) fn toml_error(file: &str, source: &str, e: &toml::de::Error) -> KnowledgeError {
     let line = e.span().map(|span| {
         source[..span.start.min(source.len())]
             .lines()
@@ -372,14 +374,25 @@ impl ClinicalKnowledge {
         Arc::clone(&BUILTIN)
     }
 
-    /// Reads a folder laid out like data/ (`findings/*.toml`, `conditions/*.toml`).
+    /// Reads a folder laid out like data/ (`findings/*.toml`, `conditions/*.toml`,
+    /// `medicines/*.toml`). A folder without `medicines/` uses the built-in medicine files, so
+    /// that editing conditions never switches the interaction checks off.
     ///
     /// # Errors
     /// A [`KnowledgeError`] naming the first file and field that is wrong.
     pub fn from_dir(dir: &Path) -> Result<Self, KnowledgeError> {
         let mut files = Vec::new();
-        for folder in ["findings", "conditions"] {
+        for folder in ["findings", "conditions", "medicines"] {
             let sub = dir.join(folder);
+            if folder == "medicines" && !sub.exists() {
+                files.extend(
+                    EMBEDDED
+                        .iter()
+                        .filter(|(p, _)| p.starts_with("medicines/"))
+                        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned())),
+                );
+                continue;
+            }
             let entries = std::fs::read_dir(&sub)
                 .map_err(|e| error(&sub.display().to_string(), "folder", e.to_string()))?;
             let mut paths: Vec<_> = entries
@@ -404,7 +417,7 @@ impl ClinicalKnowledge {
 
     /// The newest modification time of the files in a folder laid out like data/.
     pub fn modified(dir: &Path) -> Option<std::time::SystemTime> {
-        ["findings", "conditions"]
+        ["findings", "conditions", "medicines"]
             .iter()
             .filter_map(|f| std::fs::read_dir(dir.join(f)).ok())
             .flatten()
@@ -421,9 +434,13 @@ impl ClinicalKnowledge {
     pub fn from_files(
         files: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, KnowledgeError> {
+        let (medicine_files, files): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(path, _)| path.starts_with("medicines/"));
         let (findings_files, condition_files): (Vec<_>, Vec<_>) = files
             .into_iter()
             .partition(|(path, _)| path.starts_with("findings/"));
+        let medicines = crate::medicines::MedicineKnowledge::from_files(medicine_files)?;
         let mut findings: Vec<Finding> = Vec::new();
         let mut by_id: HashMap<String, FindingIndex> = HashMap::new();
         for (path, text) in &findings_files {
@@ -526,6 +543,7 @@ impl ClinicalKnowledge {
         Ok(Self {
             findings,
             conditions,
+            medicines,
             by_id,
         })
     }

@@ -44,6 +44,32 @@ pub struct MessageId(pub Uuid);
 #[serde(transparent)]
 pub struct EscalationId(pub Uuid);
 
+/// One entry of a patient's medicines and allergies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct MedicationId(pub Uuid);
+
+/// Whether an entry is a medicine the patient takes or something they are allergic to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MedicationKind {
+    Medicine,
+    Allergy,
+}
+
+/// A medicine the patient takes or an allergy they have, as they confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MedicationEntry {
+    pub id: MedicationId,
+    pub kind: MedicationKind,
+    /// The drug or class id in medbot's medicine knowledge; `None` for a name medbot does not
+    /// know (kept as written, shown to doctors, not checked).
+    pub drug: Option<String>,
+    /// What the patient sees: the generic name, or their own words for an unknown one.
+    pub name: String,
+    pub added_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A Telegram user id (the person).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]

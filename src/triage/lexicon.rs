@@ -3,7 +3,7 @@
 //! `models/fetch-drug-lexicon`), plus medicine classes and common Chinese drug names, which that
 //! English-only list lacks.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_pickle::{DeOptions, HashableValue, Value};
@@ -68,6 +68,9 @@ pub enum LexiconError {
 #[derive(Debug, Clone)]
 pub struct DrugLexicon {
     names: HashSet<String>,
+    /// Each variant (brand, spelling), normalised as `medicines::normalise` does, to the generic
+    /// names it stands for ("coumadin" → warfarin), where they differ from the variant itself.
+    canonical: HashMap<String, Vec<String>>,
     chinese: Vec<&'static str>,
     longest: usize,
 }
@@ -110,7 +113,31 @@ impl DrugLexicon {
             HashableValue::String(name) => Some(name.as_str()),
             _ => None,
         });
-        let lexicon = Self::from_names(names);
+        let mut lexicon = Self::from_names(names);
+        // Only variants that count as medicine names here (not "salt", not three-letter codes).
+        let canonical = variants
+            .iter()
+            .filter_map(|(key, value)| {
+                let HashableValue::String(variant) = key else {
+                    return None;
+                };
+                if !lexicon.names.contains(&normalise(variant)) {
+                    return None;
+                }
+                let Value::List(generics) = value else {
+                    return None;
+                };
+                let generics: Vec<String> = generics
+                    .iter()
+                    .filter_map(|g| match g {
+                        Value::String(g) if !g.eq_ignore_ascii_case(variant) => Some(g.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                (!generics.is_empty()).then(|| (crate::medicines::normalise(variant), generics))
+            })
+            .collect();
+        lexicon.canonical = canonical;
         if lexicon.names.len() < 1000 {
             return Err(format(format!(
                 "only {} names; expected about 100,000",
@@ -143,9 +170,29 @@ impl DrugLexicon {
             .min(6);
         Self {
             names: set,
+            canonical: HashMap::new(),
             chinese: CHINESE_DRUG_NAMES.to_vec(),
             longest,
         }
+    }
+
+    /// As [`DrugLexicon::from_names`], with variants mapped to their generic names.
+    pub fn with_variants<'a>(
+        mut self,
+        variants: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        for (variant, generic) in variants {
+            self.canonical
+                .entry(crate::medicines::normalise(variant))
+                .or_default()
+                .push(generic.to_owned());
+        }
+        self
+    }
+
+    /// The generic names a variant (normalised) stands for; empty when it is one itself or unknown.
+    pub fn canonical_names(&self, variant: &str) -> &[String] {
+        self.canonical.get(variant).map_or(&[], Vec::as_slice)
     }
 
     pub fn len(&self) -> usize {
