@@ -255,6 +255,7 @@ pub enum Purpose {
     EscalationFinal,
     EscalationAssessment,
     Outbox,
+    Medication,
 }
 
 impl Purpose {
@@ -267,6 +268,7 @@ impl Purpose {
             Purpose::EscalationFinal => b"escalation-final",
             Purpose::EscalationAssessment => b"escalation-assessment",
             Purpose::Outbox => b"outbox",
+            Purpose::Medication => b"medication",
         }
     }
 }

@@ -15,17 +15,19 @@
 
 mod desk;
 mod inflight;
+mod medication;
 pub mod ports;
 mod service;
 pub mod testing;
 pub mod wording;
 
 pub use desk::{DecideError, ReviewDesk, Verdict};
+pub use medication::{Added, MedicationProposal};
 pub use ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, DraftStream, EscalationRecord,
     EscalationStore, Generator, GeneratorError, KnowledgeSource, KnowledgeUnavailable,
-    NewEscalation, Notifier, Reference, Resolution, ResolveOutcome, Retrieval, StoreError,
-    SystemClock, Turn,
+    MedicationStore, NewEscalation, Notifier, Reference, Resolution, ResolveOutcome, Retrieval,
+    StoreError, SystemClock, Turn,
 };
 pub use service::{
     ConsultError, ConsultationService, Outcome, Progress, Received, Reply, ServiceSettings,

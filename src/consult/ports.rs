@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use crate::context::{PromptMessage, TokenCounter};
 use crate::crypto::Plaintext;
 use crate::domain::{
-    EscalationId, EscalationStatus, MessageId, PatientId, Role, TelegramUserId, TriageLevel,
+    EscalationId, EscalationStatus, MedicationEntry, MedicationId, MedicationKind, MessageId,
+    PatientId, Role, TelegramUserId, TriageLevel,
 };
 use crate::triage::ReviewReason;
 
@@ -154,6 +155,41 @@ pub trait ConversationStore: Send + Sync + 'static {
         &self,
         patient: PatientId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The patient's medicines and allergies, kept encrypted with the rest of their data.
+pub trait MedicationStore: Send + Sync + 'static {
+    /// The patient's entries, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownPatient`], or [`StoreError::Backend`].
+    fn medications(
+        &self,
+        patient: PatientId,
+    ) -> impl Future<Output = Result<Vec<MedicationEntry>, StoreError>> + Send;
+
+    /// Adds an entry (`drug`: its id in the medicine knowledge, `None` for an unknown name), or
+    /// returns the same one when the patient has it already.
+    ///
+    /// # Errors
+    /// As for [`MedicationStore::medications`].
+    fn add_medication(
+        &self,
+        patient: PatientId,
+        kind: MedicationKind,
+        drug: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Result<MedicationEntry, StoreError>> + Send;
+
+    /// Removes one entry; `false` when the patient has no such entry.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn remove_medication(
+        &self,
+        patient: PatientId,
+        id: MedicationId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A draft that goes to a doctor.

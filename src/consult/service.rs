@@ -9,7 +9,8 @@ use tracing::Instrument;
 use super::inflight::{AnswerTicket, Registry};
 use super::ports::{
     Clock, ConversationStore, DoctorNoticeKind, Draft, DraftEvent, EscalationStore, Generator,
-    GeneratorError, KnowledgeSource, NewEscalation, Notifier, Reference, StoreError,
+    GeneratorError, KnowledgeSource, MedicationStore, NewEscalation, Notifier, Reference,
+    StoreError,
 };
 use super::wording;
 use crate::assessment::SharedKnowledge;
@@ -22,8 +23,14 @@ use crate::triage::{self, Assessment, DraftFacts, DraftReviewer, ReviewReason};
 const TRIAGE_CHARS: usize = 20_000;
 
 /// Everything the service needs from storage, in one bound.
-pub trait ServiceStore: ConversationStore + EscalationStore + Notifier + Clone {}
-impl<T: ConversationStore + EscalationStore + Notifier + Clone> ServiceStore for T {}
+pub trait ServiceStore:
+    ConversationStore + EscalationStore + MedicationStore + Notifier + Clone
+{
+}
+impl<T: ConversationStore + EscalationStore + MedicationStore + Notifier + Clone> ServiceStore
+    for T
+{
+}
 
 /// Tunables.
 #[derive(Debug, Clone)]
@@ -165,12 +172,12 @@ impl ConsultError {
 /// The consultation service. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct ConsultationService<G, S, C> {
     generator: Arc<G>,
-    store: S,
+    pub(super) store: S,
     clock: C,
-    reviewer: Arc<DraftReviewer>,
+    pub(super) reviewer: Arc<DraftReviewer>,
     settings: ServiceSettings,
     knowledge: Option<Arc<dyn KnowledgeSource>>,
-    clinical: Arc<SharedKnowledge>,
+    pub(super) clinical: Arc<SharedKnowledge>,
     answering: Arc<Registry>,
 }
 
@@ -490,6 +497,9 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         {
             reasons.push(ReviewReason::MedicationQuestion);
         }
+        let medications = self.store.medications(patient).await?;
+        let named = self.medication_review(&knowledge, &medications, &unanswered, "");
+        add_reasons(&mut reasons, medication_reasons(&named));
         let review_certain = !reasons.is_empty();
         if review_certain {
             progress(Progress::ReviewRequired(wording::under_review(language)));
@@ -499,11 +509,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             && !assessment.conditions.is_empty()
         {
             let composed = wording::possible_causes(language, &assessment);
+            let checked = self.medication_review(&knowledge, &medications, &unanswered, &composed);
+            add_reasons(&mut reasons, medication_reasons(&checked));
+            let for_doctor = checked.for_doctor();
             return self
                 .deliver_or_escalate(
                     patient,
                     question,
-                    assessment,
+                    (assessment, for_doctor),
                     language,
                     reasons,
                     review_certain,
@@ -582,15 +595,17 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 }
             }
         };
-        for reason in self.reviewer.review(DraftFacts {
-            text: &draft.text,
-            logprobs: &draft.logprobs,
-            hit_length_limit: draft.hit_length_limit,
-        }) {
-            if !reasons.contains(&reason) {
-                reasons.push(reason);
-            }
-        }
+        add_reasons(
+            &mut reasons,
+            self.reviewer.review(DraftFacts {
+                text: &draft.text,
+                logprobs: &draft.logprobs,
+                hit_length_limit: draft.hit_length_limit,
+            }),
+        );
+        let checked = self.medication_review(&knowledge, &medications, &unanswered, &draft.text);
+        add_reasons(&mut reasons, medication_reasons(&checked));
+        let for_doctor = checked.for_doctor();
 
         // The sources are part of the answer a doctor reviews and the patient sees.
         let draft_text = if draft.text.trim().is_empty() {
@@ -605,7 +620,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         self.deliver_or_escalate(
             patient,
             question,
-            assessment,
+            (assessment, for_doctor),
             language,
             reasons,
             told_review,
@@ -621,7 +636,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         &self,
         patient: PatientId,
         question: MessageId,
-        assessment: Assessment,
+        (assessment, medicines): (Assessment, String),
         language: Language,
         reasons: Vec<ReviewReason>,
         told_review: bool,
@@ -647,7 +662,15 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     level: assessment.level,
                     reasons: reasons.clone(),
                     draft: Plaintext::new(draft_text),
-                    assessment: Plaintext::new(wording::assessment_for_doctor(&assessment)),
+                    // Medicines first: on a medication question they are what the doctor needs.
+                    assessment: Plaintext::new(if medicines.is_empty() {
+                        wording::assessment_for_doctor(&assessment)
+                    } else {
+                        format!(
+                            "{medicines}\n\n{}",
+                            wording::assessment_for_doctor(&assessment)
+                        )
+                    }),
                     expires_at: self.clock.now() + self.settings.review_timeout,
                 })
                 .await?;
@@ -827,6 +850,28 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     pub async fn start_new_topic(&self, patient: PatientId) -> Result<(), StoreError> {
         self.store.start_new_topic(patient).await
     }
+}
+
+/// Adds the reasons not there yet, in order.
+fn add_reasons(reasons: &mut Vec<ReviewReason>, more: impl IntoIterator<Item = ReviewReason>) {
+    for reason in more {
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+}
+
+/// The review reasons medicines give: an interaction involving a medicine named in the exchange,
+/// or a named medicine that conflicts with an allergy.
+fn medication_reasons(review: &crate::medicines::MedicationReview<'_>) -> Vec<ReviewReason> {
+    let mut reasons = Vec::new();
+    if !review.interactions.is_empty() {
+        reasons.push(ReviewReason::Interaction);
+    }
+    if review.named_allergy_conflicts().next().is_some() {
+        reasons.push(ReviewReason::AllergyConflict);
+    }
+    reasons
 }
 
 fn superseded(assessment: Assessment, language: Language) -> Outcome {

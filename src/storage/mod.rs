@@ -7,6 +7,7 @@ mod audit;
 mod escalations;
 mod inbox;
 mod knowledge;
+mod medications;
 mod messages;
 mod outbox;
 mod patients;

@@ -83,6 +83,8 @@ pub struct PatientExport {
     pub language: Option<String>,
     pub consented_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The medicines and allergies on their /meds list.
+    pub medications: Vec<crate::domain::MedicationEntry>,
     pub messages: Vec<ExportedMessage>,
 }
 
@@ -268,6 +270,7 @@ impl Store {
         let messages = self
             .read_messages_as(patient, None, ReadPurpose::Export, actor)
             .await?;
+        let medications = self.medications(patient).await?;
         Ok(PatientExport {
             patient_id: patient,
             reference: patient.reference(),
@@ -277,6 +280,7 @@ impl Store {
             language: row.try_get("language")?,
             consented_at: row.try_get("consented_at")?,
             created_at: row.try_get("created_at")?,
+            medications,
             messages: messages.into_iter().map(Into::into).collect(),
         })
     }

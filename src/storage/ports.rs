@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 
 use super::{StorageError, Store};
 use crate::consult::{
-    ConversationStore, DoctorNoticeKind, EscalationRecord, EscalationStore, NewEscalation,
-    Notifier, Resolution, ResolveOutcome, StoreError, Turn,
+    ConversationStore, DoctorNoticeKind, EscalationRecord, EscalationStore, MedicationStore,
+    NewEscalation, Notifier, Resolution, ResolveOutcome, StoreError, Turn,
 };
 use crate::crypto::Plaintext;
-use crate::domain::{EscalationId, MessageId, PatientId, Role};
+use crate::domain::{
+    EscalationId, MedicationEntry, MedicationId, MedicationKind, MessageId, PatientId, Role,
+};
 
 impl From<StorageError> for StoreError {
     fn from(error: StorageError) -> Self {
@@ -92,5 +94,29 @@ impl Notifier for Store {
     ) -> Result<(), StoreError> {
         self.enqueue_doctor_notice(patient, kind, body).await?;
         Ok(())
+    }
+}
+
+impl MedicationStore for Store {
+    async fn medications(&self, patient: PatientId) -> Result<Vec<MedicationEntry>, StoreError> {
+        Ok(Store::medications(self, patient).await?)
+    }
+
+    async fn add_medication(
+        &self,
+        patient: PatientId,
+        kind: MedicationKind,
+        drug: Option<&str>,
+        name: &str,
+    ) -> Result<MedicationEntry, StoreError> {
+        Ok(Store::add_medication(self, patient, kind, drug, name).await?)
+    }
+
+    async fn remove_medication(
+        &self,
+        patient: PatientId,
+        id: MedicationId,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::remove_medication(self, patient, id).await?)
     }
 }

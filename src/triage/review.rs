@@ -26,6 +26,8 @@ pub enum ReviewReason {
     GarbledDraft,
     IncompleteDraft,
     AnswerDeadline,
+    Interaction,
+    AllergyConflict,
 }
 
 impl ReviewReason {
@@ -44,6 +46,8 @@ impl ReviewReason {
             Self::GarbledDraft => "garbled_draft",
             Self::IncompleteDraft => "incomplete_draft",
             Self::AnswerDeadline => "answer_deadline",
+            Self::Interaction => "interaction",
+            Self::AllergyConflict => "allergy_conflict",
         }
     }
 
@@ -71,6 +75,12 @@ impl ReviewReason {
             Self::IncompleteDraft => "the draft was cut off at the length limit",
             Self::AnswerDeadline => {
                 "the model did not finish within the answer deadline (the draft is what it had written)"
+            }
+            Self::Interaction => {
+                "a medicine named interacts with another or with the patient's medicines (see Medicines)"
+            }
+            Self::AllergyConflict => {
+                "a medicine named conflicts with the patient's allergies (see Medicines)"
             }
         }
     }

@@ -12,6 +12,7 @@ mod cli;
 mod consult;
 mod knowledge;
 mod llm;
+mod medicines;
 mod remote;
 mod storage;
 mod telegram;

@@ -1,0 +1,238 @@
+//! The patient's medicines and allergies in the consultation: what their messages say they take
+//! (proposed, saved only once they confirm), the list they keep with `/meds`, and the check of every
+//! exchange against it.
+
+use super::ports::{Clock, Generator};
+use super::service::{ConsultError, ConsultationService, ServiceStore};
+use crate::assessment::ClinicalKnowledge;
+use crate::domain::{Language, MedicationEntry, MedicationId, MedicationKind, PatientId};
+use crate::medicines::{Agent, MedicationReview, NameLookup, StatementKind};
+
+/// A medicine or allergy a patient's message mentions that is not on their list: offered to them
+/// with one tap to save it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MedicationProposal {
+    pub kind: MedicationKind,
+    /// The drug or class id.
+    pub drug: String,
+}
+
+/// What a typed name became when added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub entry: MedicationEntry,
+    /// Whether medbot knows the medicine (and so can check it).
+    pub known: bool,
+}
+
+impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
+    pub(super) fn lookup<'k>(&'k self, knowledge: &'k ClinicalKnowledge) -> NameLookup<'k> {
+        NameLookup {
+            knowledge: &knowledge.medicines,
+            lexicon: Some(self.reviewer.lexicon()),
+        }
+    }
+
+    /// The medicines named in `question` and `draft`, checked against `list`.
+    pub(super) fn medication_review<'k>(
+        &'k self,
+        knowledge: &'k ClinicalKnowledge,
+        list: &[MedicationEntry],
+        question: &[&str],
+        draft: &str,
+    ) -> MedicationReview<'k> {
+        MedicationReview::new(self.lookup(knowledge), list, question, draft)
+    }
+
+    async fn consented(&self, patient: PatientId) -> Result<(), ConsultError> {
+        if self.store.has_consented(patient).await? {
+            Ok(())
+        } else {
+            Err(ConsultError::NoConsent)
+        }
+    }
+
+    /// What `message` says the patient takes or is allergic to, less what their list has.
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], or [`ConsultError::Store`].
+    pub async fn medication_proposals(
+        &self,
+        patient: PatientId,
+        message: &str,
+    ) -> Result<Vec<MedicationProposal>, ConsultError> {
+        let knowledge = self.clinical.current();
+        let statements = self.lookup(&knowledge).statements(message);
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.consented(patient).await?;
+        let list = self.store.medications(patient).await?;
+        let medicines = &knowledge.medicines;
+        Ok(statements
+            .into_iter()
+            .map(|s| MedicationProposal {
+                kind: match s.kind {
+                    StatementKind::Takes => MedicationKind::Medicine,
+                    StatementKind::AllergicTo => MedicationKind::Allergy,
+                },
+                drug: medicines.id_of(s.agent).to_owned(),
+            })
+            .filter(|p| {
+                !list
+                    .iter()
+                    .any(|e| e.kind == p.kind && e.drug.as_deref() == Some(p.drug.as_str()))
+            })
+            .collect())
+    }
+
+    /// The patient's list, oldest first.
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], or [`ConsultError::Store`].
+    pub async fn medications(
+        &self,
+        patient: PatientId,
+    ) -> Result<Vec<MedicationEntry>, ConsultError> {
+        self.consented(patient).await?;
+        Ok(self.store.medications(patient).await?)
+    }
+
+    /// Saves a proposal the patient confirmed; `None` when the id is not (any longer) in the
+    /// medicine knowledge.
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], or [`ConsultError::Store`].
+    pub async fn confirm_medication(
+        &self,
+        patient: PatientId,
+        kind: MedicationKind,
+        drug: &str,
+    ) -> Result<Option<MedicationEntry>, ConsultError> {
+        self.consented(patient).await?;
+        let knowledge = self.clinical.current();
+        let Some(agent) = knowledge.medicines.by_id(drug) else {
+            return Ok(None);
+        };
+        let name = knowledge.medicines.name_of(agent).to_owned();
+        Ok(Some(
+            self.store
+                .add_medication(patient, kind, Some(drug), &name)
+                .await?,
+        ))
+    }
+
+    /// Adds what the patient typed: one name or several ("warfarin, metformin"; "华法林和二甲双胍").
+    /// A name medbot does not know is kept as written (a doctor reads it; it cannot be checked).
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], [`ConsultError::EmptyMessage`], or [`ConsultError::Store`].
+    pub async fn add_medications(
+        &self,
+        patient: PatientId,
+        kind: MedicationKind,
+        typed: &str,
+    ) -> Result<Vec<Added>, ConsultError> {
+        self.consented(patient).await?;
+        let names = split_names(typed);
+        if names.is_empty() {
+            return Err(ConsultError::EmptyMessage);
+        }
+        let knowledge = self.clinical.current();
+        let lookup = self.lookup(&knowledge);
+        let mut added = Vec::new();
+        for name in names {
+            let found: Option<Agent> = lookup.resolve(name).or_else(|| {
+                let mentions = lookup.find(name);
+                (mentions.len() == 1).then(|| mentions[0].agent)
+            });
+            let entry = match found {
+                Some(agent) => {
+                    self.store
+                        .add_medication(
+                            patient,
+                            kind,
+                            Some(knowledge.medicines.id_of(agent)),
+                            knowledge.medicines.name_of(agent),
+                        )
+                        .await?
+                }
+                None => {
+                    let kept: String = name.chars().take(MAX_NAME_CHARS).collect();
+                    self.store
+                        .add_medication(patient, kind, None, &kept)
+                        .await?
+                }
+            };
+            added.push(Added {
+                entry,
+                known: found.is_some(),
+            });
+        }
+        Ok(added)
+    }
+
+    /// Removes one entry of the patient's list; `false` when it is not theirs (or gone already).
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], or [`ConsultError::Store`].
+    pub async fn remove_medication(
+        &self,
+        patient: PatientId,
+        id: MedicationId,
+    ) -> Result<bool, ConsultError> {
+        self.consented(patient).await?;
+        Ok(self.store.remove_medication(patient, id).await?)
+    }
+
+    /// How an entry is shown to the patient: the generic name in their language (with the English
+    /// one for Chinese), or their own words for a medicine medbot does not know.
+    pub fn medication_name(&self, drug: Option<&str>, name: &str, language: Language) -> String {
+        let knowledge = self.clinical.current();
+        let medicines = &knowledge.medicines;
+        match drug.and_then(|id| medicines.by_id(id)) {
+            Some(agent) => match language {
+                Language::English => medicines.name_of(agent).to_owned(),
+                Language::Chinese => {
+                    format!(
+                        "{} ({})",
+                        medicines.name_zh_of(agent),
+                        medicines.name_of(agent)
+                    )
+                }
+            },
+            None => name.to_owned(),
+        }
+    }
+}
+
+/// Longer typed names are cut: a name is a few words, not a message.
+const MAX_NAME_CHARS: usize = 80;
+
+/// The names in what a patient typed, split at commas, semicolons, new lines, "and" and 和/、.
+fn split_names(typed: &str) -> Vec<&str> {
+    typed
+        .split([',', ';', '\n', '，', '；', '、', '和', '/'])
+        .flat_map(|part| part.split(" and "))
+        .map(str::trim)
+        .filter(|name| name.chars().any(char::is_alphanumeric))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_lists_are_split_into_names() {
+        assert_eq!(
+            split_names("warfarin, metformin and ramipril"),
+            ["warfarin", "metformin", "ramipril"]
+        );
+        assert_eq!(
+            split_names("华法林和二甲双胍、阿司匹林"),
+            ["华法林", "二甲双胍", "阿司匹林"]
+        );
+        assert!(split_names(" , ;").is_empty());
+    }
+}

@@ -1,0 +1,128 @@
+//! The patient's medicines and allergies: each entry encrypted under the patient's data key and
+//! bound to its row, like their messages.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{StorageError, Store};
+use crate::crypto::{Binding, Plaintext, Purpose, Sealed};
+use crate::domain::{MedicationEntry, MedicationId, MedicationKind, PatientId};
+
+/// What is sealed: everything but the row's id, owner and time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sealable {
+    kind: MedicationKind,
+    drug: Option<String>,
+    name: String,
+}
+
+impl Store {
+    /// The patient's medicines and allergies, oldest first.
+    pub async fn medications(
+        &self,
+        patient: PatientId,
+    ) -> Result<Vec<MedicationEntry>, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        let rows = sqlx::query(
+            "SELECT id, nonce, ciphertext, created_at FROM patient_medications
+             WHERE patient_id = $1 ORDER BY created_at, id",
+        )
+        .bind(patient.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        drop(conn);
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("id")?;
+            let sealed = Sealed::from_parts(row.try_get("nonce")?, row.try_get("ciphertext")?)?;
+            let text = self
+                .open_sealed(
+                    &key,
+                    &sealed,
+                    Binding::new(Purpose::Medication, patient, id),
+                    "patient_medications",
+                )
+                .await?;
+            let entry: Sealable = serde_json::from_str(text.as_str())
+                .map_err(|_| StorageError::Corrupt(format!("medication {id} is not valid JSON")))?;
+            let added_at: DateTime<Utc> = row.try_get("created_at")?;
+            entries.push(MedicationEntry {
+                id: MedicationId(id),
+                kind: entry.kind,
+                drug: entry.drug,
+                name: entry.name,
+                added_at,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Adds an entry, unless the patient has the same one (same kind and drug, or the same name
+    /// for an unknown one) already; returns it either way.
+    pub async fn add_medication(
+        &self,
+        patient: PatientId,
+        kind: MedicationKind,
+        drug: Option<&str>,
+        name: &str,
+    ) -> Result<MedicationEntry, StorageError> {
+        let existing = self.medications(patient).await?;
+        if let Some(same) = existing.into_iter().find(|e| {
+            e.kind == kind
+                && match (drug, e.drug.as_deref()) {
+                    (Some(d), Some(other)) => d == other,
+                    (None, None) => e.name.eq_ignore_ascii_case(name.trim()),
+                    _ => false,
+                }
+        }) {
+            return Ok(same);
+        }
+        let mut conn = self.pool().acquire().await?;
+        let key = self.data_key(&mut conn, patient).await?;
+        let id = Uuid::new_v4();
+        let sealable = Sealable {
+            kind,
+            drug: drug.map(str::to_owned),
+            name: name.trim().to_owned(),
+        };
+        let json = serde_json::to_string(&sealable).expect("plain data serialises");
+        let sealed = key.encrypt(
+            &Plaintext::new(json),
+            &Binding::new(Purpose::Medication, patient, id),
+        )?;
+        let added_at: DateTime<Utc> = sqlx::query_scalar(
+            "INSERT INTO patient_medications (id, patient_id, nonce, ciphertext)
+             VALUES ($1, $2, $3, $4) RETURNING created_at",
+        )
+        .bind(id)
+        .bind(patient.0)
+        .bind(sealed.nonce.as_slice())
+        .bind(&sealed.ciphertext)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(MedicationEntry {
+            id: MedicationId(id),
+            kind,
+            drug: sealable.drug,
+            name: sealable.name,
+            added_at,
+        })
+    }
+
+    /// Removes one of the patient's entries; `false` when they have no such entry.
+    pub async fn remove_medication(
+        &self,
+        patient: PatientId,
+        id: MedicationId,
+    ) -> Result<bool, StorageError> {
+        let removed =
+            sqlx::query("DELETE FROM patient_medications WHERE id = $1 AND patient_id = $2")
+                .bind(id.0)
+                .bind(patient.0)
+                .execute(self.pool())
+                .await?;
+        Ok(removed.rows_affected() == 1)
+    }
+}
