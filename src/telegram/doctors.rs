@@ -9,10 +9,12 @@ use crate::consult::{DecideError, EscalationRecord, Generator, Verdict};
 use crate::domain::{EscalationId, EscalationStatus, TelegramUserId};
 use crate::triage::ReviewReason;
 
-/// Cards are cut so that they fit one Telegram message (4096 UTF-16 units): question and draft
-/// 1,400 characters each, the assessment 1,000, and the card's own lines about 300.
+/// Cards are cut so that they fit one Telegram message (4096 UTF-16 units, less a margin for
+/// characters that take two): question and draft 1,400 characters each, the card's own lines
+/// about 300, and the assessment with the medicines whatever is left (at least 600).
 const CARD_TEXT_LIMIT: usize = 1400;
-const CARD_ASSESSMENT_LIMIT: usize = 1000;
+const CARD_LIMIT: usize = 4000;
+const CARD_ASSESSMENT_MIN: usize = 600;
 
 pub(super) async fn on_decision_button<G: Generator>(
     context: &BotContext<G>,
@@ -160,7 +162,8 @@ fn clip(text: &str) -> String {
     clip_to(text, CARD_TEXT_LIMIT)
 }
 
-/// The card's text: a pseudonymous reference, the triage, the reasons, the question and the draft.
+/// The card's text: a pseudonymous reference, the triage, the reasons, the question, the
+/// assessment (medicines, interactions, differential, treatment options) and the draft.
 pub(super) fn card_text(record: &EscalationRecord) -> String {
     let reasons: Vec<String> = record
         .reasons
@@ -168,26 +171,36 @@ pub(super) fn card_text(record: &EscalationRecord) -> String {
         .map(|code| ReviewReason::describe_code(code))
         .collect();
     let draft = record.draft.as_str();
-    let assessment = record.assessment.as_str().trim();
-    let assessment = if assessment.is_empty() {
-        String::new()
+    let draft = if draft.is_empty() {
+        "(none: the model gave no answer; reply with one)".to_owned()
     } else {
-        format!("\n\n{}", clip_to(assessment, CARD_ASSESSMENT_LIMIT))
+        clip(draft)
     };
-    format!(
-        "🩺 Review needed · {}\nPatient {} · triage {}\nWhy: {}\n\nQuestion:\n{}{}\n\nDraft:\n{}\n\nApprove sends the draft; Edit: reply to this card with the answer to send; Reject sends the standard advice (or reply \"/reject your note\").",
+    let head = format!(
+        "🩺 Review needed · {}\nPatient {} · triage {}\nWhy: {}\n\nQuestion:\n{}",
         &record.id.0.simple().to_string()[..8],
         record.patient.reference(),
         record.level.as_str(),
         reasons.join("; "),
         clip(record.question.as_str()),
-        assessment,
-        if draft.is_empty() {
-            "(none: the model gave no answer; reply with one)".to_owned()
-        } else {
-            clip(draft)
-        }
-    )
+    );
+    let tail = format!(
+        "\n\nDraft:\n{draft}\n\nApprove sends the draft; Edit: reply to this card with the answer to send; Reject sends the standard advice (or reply \"/reject your note\")."
+    );
+    let assessment = record.assessment.as_str().trim();
+    let assessment = if assessment.is_empty() {
+        String::new()
+    } else {
+        let room = CARD_LIMIT
+            .saturating_sub(utf16_len(&head) + utf16_len(&tail) + 2)
+            .max(CARD_ASSESSMENT_MIN);
+        format!("\n\n{}", clip_to(assessment, room))
+    };
+    format!("{head}{assessment}{tail}")
+}
+
+fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
 }
 
 pub(super) fn card_buttons(id: EscalationId) -> InlineKeyboardMarkup {
@@ -222,4 +235,74 @@ pub(super) fn decided_card_text(record: &EscalationRecord) -> String {
         text.truncate(cut);
     }
     format!("{text}\n\n{outcome}{who}{when}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Plaintext;
+    use crate::domain::{PatientId, TriageLevel};
+
+    fn record(question: &str, assessment: &str, draft: &str) -> EscalationRecord {
+        EscalationRecord {
+            id: EscalationId(uuid::Uuid::new_v4()),
+            patient: PatientId(uuid::Uuid::new_v4()),
+            status: EscalationStatus::Pending,
+            level: TriageLevel::Routine,
+            reasons: vec!["interaction".into(), "medication_question".into()],
+            question: Plaintext::new(question),
+            draft: Plaintext::new(draft),
+            assessment: Plaintext::new(assessment),
+            final_text: None,
+            created_at: chrono::Utc::now(),
+            expires_at: chrono::Utc::now(),
+            decided_by: None,
+            decided_at: None,
+        }
+    }
+
+    #[test]
+    fn a_card_with_long_medicines_stays_within_telegrams_limit_and_is_cut_at_a_word() {
+        let interaction = "⚠ Interaction (major): warfarin + ibuprofen. NSAIDs inhibit platelet function and injure the gastric mucosa. What to do: avoid; use paracetamol. [BNF Appendix 1]\n";
+        let medicines = format!(
+            "Medicines (from the patient's /meds list):\nTakes: {}\n{}",
+            vec!["warfarin"; 60].join(", "),
+            interaction.repeat(30)
+        );
+        let long = "word ".repeat(2000);
+        let text = card_text(&record(&long, &medicines, &long));
+        assert!(
+            text.encode_utf16().count() <= 4096,
+            "{} units",
+            text.encode_utf16().count()
+        );
+        assert!(text.contains("Medicines (from the patient's /meds list):"));
+        assert!(text.contains("…(cut)"));
+        assert!(text.contains("Why: a medicine named interacts"));
+        assert!(text.ends_with("(or reply \"/reject your note\")."));
+        // Every cut ends a whole word of what was cut.
+        let words: std::collections::HashSet<&str> = long
+            .split_whitespace()
+            .chain(medicines.split_whitespace())
+            .collect();
+        for piece in text
+            .split(" …(cut)")
+            .filter(|p| !p.contains("Approve sends"))
+        {
+            let last = piece.split_whitespace().last().unwrap_or_default();
+            assert!(words.contains(last), "cut mid-word: {last:?}");
+        }
+        // In Chinese too.
+        let chinese = "华法林与布洛芬合用增加出血风险。".repeat(400);
+        let text = card_text(&record(&chinese, &chinese, &chinese));
+        assert!(text.encode_utf16().count() <= 4096);
+
+        // A short card is not cut at all.
+        let text = card_text(&record(
+            "Can I take ibuprofen?",
+            &medicines.chars().take(200).collect::<String>(),
+            "Please ask your doctor.",
+        ));
+        assert!(!text.contains("(cut)"));
+    }
 }

@@ -6,6 +6,7 @@
 //! message is never queued behind the model; every other reply goes through the outbox.
 
 mod doctors;
+mod meds;
 mod patients;
 mod polling;
 mod sender;
@@ -292,6 +293,7 @@ pub async fn register_commands(bot: &Bot) -> Result<(), teloxide::RequestError> 
         BotCommand::new("start", "what medbot is, and consent"),
         BotCommand::new("new", "start a new topic"),
         BotCommand::new("doctor", "ask for a human doctor"),
+        BotCommand::new("meds", "your medicines and allergies"),
         BotCommand::new("history", "your conversation as a file"),
         BotCommand::new("forget", "delete all your data"),
         BotCommand::new("help", "commands"),

@@ -10,7 +10,7 @@ use teloxide::types::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{BotContext, ui};
+use super::{BotContext, meds, ui};
 use crate::consult::{Generator, Progress, Received, Reply, StoredMessage, wording};
 use crate::crypto::Plaintext;
 use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
@@ -20,7 +20,7 @@ use crate::storage::Actor;
 const PARTIAL_LIMIT: usize = 3500;
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 
-fn language_of(user: &teloxide::types::User) -> Language {
+pub(super) fn language_of(user: &teloxide::types::User) -> Language {
     user.language_code
         .as_deref()
         .map(Language::from_code)
@@ -140,6 +140,12 @@ pub(super) async fn on_message<G: Generator>(
     let Some(text) = text else {
         return reply(context, patient, ui::text_only(language), None).await;
     };
+    if let Some(kind) = meds::prompted_kind(message)
+        && !text.starts_with('/')
+    {
+        return meds::on_prompt_reply(context, bot, message.chat.id, patient, language, kind, text)
+            .await;
+    }
     let (command, rest) = match text.strip_prefix('/') {
         Some(command) => {
             let (name, rest) = command
@@ -152,7 +158,14 @@ pub(super) async fn on_message<G: Generator>(
         None => (None, text),
     };
     match command.as_deref() {
-        None => converse(context, bot, message.chat.id, patient, text, false, advised).await,
+        None => {
+            converse(context, bot, message.chat.id, patient, text, false, advised).await?;
+            meds::offer(context, bot, message.chat.id, patient, text).await;
+            Ok(())
+        }
+        Some("meds") => {
+            meds::on_command(context, bot, message.chat.id, patient, language, rest).await
+        }
         Some("doctor") if !rest.is_empty() => {
             converse(context, bot, message.chat.id, patient, rest, true, advised).await
         }
@@ -253,6 +266,10 @@ pub(super) async fn on_button<G: Generator>(
             // The patient's outbox went with their data: this one is sent directly.
             bot.send_message(chat, ui::forgotten(language)).await?;
             Ok(())
+        }
+        data if meds::is_meds_button(data) => {
+            let patient = patient_of(context, &query.from, chat).await?;
+            meds::on_button(context, bot, query, chat, patient, data).await
         }
         _ => {
             bot.answer_callback_query(query.id.clone())

@@ -217,16 +217,38 @@ impl FakeTelegram {
 
     /// `from` presses the inline button with `data` on the bot's message `message`.
     pub fn press(&self, from: i64, message: &ChatMessage, data: &str) -> i64 {
-        let bot_message = json!({
+        let mut bot_message = json!({
             "message_id": message.id, "date": now_unix(), "chat": chat(message.chat),
             "from": bot_user(), "text": message.text,
         });
+        // As Telegram does: the pressed message comes with its keyboard as it is now.
+        let markup = {
+            let inner = self.shared.inner.lock().unwrap();
+            inner
+                .messages
+                .iter()
+                .find(|m| m.chat == message.chat && m.id == message.id)
+                .and_then(|m| m.reply_markup.clone())
+                .filter(|m| m.get("inline_keyboard").is_some())
+        };
+        if let Some(markup) = markup {
+            bot_message["reply_markup"] = markup;
+        }
         self.push_update(|id| {
             json!({"callback_query": {
                 "id": format!("cb{id}"), "from": user(from, "en"), "message": bot_message,
                 "chat_instance": "fake", "data": data,
             }})
         })
+    }
+
+    /// A patient replies to the bot's message `to` in their private chat.
+    pub fn patient_replies(&self, patient: i64, to: &ChatMessage, text: &str) -> i64 {
+        let replied = json!({
+            "message_id": to.id, "date": now_unix(), "chat": chat(to.chat), "from": bot_user(),
+            "text": to.text,
+        });
+        self.patient_message(patient, json!({"text": text, "reply_to_message": replied}))
     }
 
     /// A doctor replies to the bot's message `to` in the doctors' group.
@@ -481,7 +503,12 @@ fn message_json(message: &ChatMessage) -> Value {
         "message_id": message.id, "date": now_unix(), "chat": chat(message.chat),
         "from": bot_user(), "text": message.text,
     });
-    if let Some(markup) = &message.reply_markup {
+    // Telegram's Message carries inline keyboards only (not a ForceReply).
+    if let Some(markup) = message
+        .reply_markup
+        .as_ref()
+        .filter(|m| m.get("inline_keyboard").is_some())
+    {
         value["reply_markup"] = markup.clone();
     }
     if message.document.is_some() {

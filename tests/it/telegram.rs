@@ -1476,3 +1476,171 @@ async fn an_update_held_while_the_database_is_down_survives_a_kill() {
     println!("advice sent {advised} time(s) across the kill");
     assert!((1..=2).contains(&advised));
 }
+
+/// The newest message in `chat` whose text contains `needle`.
+fn newest_with(messages: &[ChatMessage], needle: &str) -> ChatMessage {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.text.contains(needle))
+        .cloned()
+        .unwrap_or_else(|| panic!("no message with {needle:?}"))
+}
+
+async fn medication_names(
+    bot: &BotUnderTest,
+    patient: i64,
+) -> Vec<(medbot::domain::MedicationKind, String)> {
+    let id = bot
+        .t
+        .store
+        .find_patient(TelegramUserId(patient))
+        .await
+        .unwrap()
+        .unwrap();
+    bot.t
+        .store
+        .medications(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.name))
+        .collect()
+}
+
+#[tokio::test]
+async fn meds_are_listed_added_through_the_prompt_and_removed_with_their_button() {
+    use medbot::domain::MedicationKind::{Allergy, Medicine};
+    let bot = start(146, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 9150;
+    bot.consent(patient).await;
+
+    bot.fake.patient_says(patient, "/meds");
+    let messages = bot.wait_text(patient, "Your medicines:").await;
+    let list = newest_with(&messages, "Your medicines:");
+    assert!(list.text.contains("none saved"), "{}", list.text);
+    assert_eq!(button_texts(&list), ["➕ Medicine", "➕ Allergy"]);
+
+    bot.fake
+        .press(patient, &list, &card_data(&list, "➕ Medicine"));
+    let messages = bot.wait_text(patient, "Which medicine do you take?").await;
+    let prompt = newest_with(&messages, "Which medicine do you take?");
+    bot.fake
+        .patient_replies(patient, &prompt, "Coumadin, Zyxquil");
+    let messages = bot
+        .wait_text(patient, "Saved as you wrote it: Zyxquil")
+        .await;
+    assert!(
+        newest_with(&messages, "Saved: warfarin.")
+            .text
+            .contains("does not know this name")
+    );
+    assert_eq!(
+        medication_names(&bot, patient).await,
+        [
+            (Medicine, "warfarin".to_owned()),
+            (Medicine, "Zyxquil".to_owned())
+        ]
+    );
+    // The reply was a list of names, not a question: the model was not asked.
+    assert_eq!(bot.generator.calls(), 0);
+
+    bot.fake.patient_says(patient, "/meds allergy penicillin");
+    let messages = bot.wait_text(patient, "• Penicillin").await;
+    let list = newest_with(&messages, "• Penicillin");
+    assert!(list.text.contains("• warfarin\n• Zyxquil"), "{}", list.text);
+    assert!(
+        button_texts(&list)
+            .iter()
+            .any(|b| b.starts_with("❌ allergy: Penicillin")),
+        "{:?}",
+        button_texts(&list)
+    );
+
+    bot.fake
+        .press(patient, &list, &card_data(&list, "❌ warfarin"));
+    bot.fake
+        .wait_for(patient, WAIT, "the list without warfarin", |m| {
+            m.iter()
+                .any(|m| m.id == list.id && !m.text.contains("warfarin"))
+        })
+        .await;
+    let names = medication_names(&bot, patient).await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|(kind, name)| name != "warfarin" && (*kind == Allergy || name == "Zyxquil"))
+    );
+    assert!(bot.callback_answers().contains(&"Removed".to_owned()));
+}
+
+#[tokio::test]
+async fn a_message_that_names_a_medicine_and_an_allergy_offers_to_save_them_with_one_tap() {
+    use medbot::domain::MedicationKind::{Allergy, Medicine};
+    let bot = start(147, ScriptedGenerator::new(ANSWER)).await;
+    let patient = 9151;
+    bot.consent(patient).await;
+    bot.fake.patient_says(
+        patient,
+        "I take warfarin and I'm allergic to penicillin. My throat is sore.",
+    );
+    let messages = bot
+        .wait_text(patient, "Shall I save this to your /meds list?")
+        .await;
+    let offer = newest_with(&messages, "Shall I save this");
+    let buttons = button_texts(&offer);
+    assert_eq!(buttons.len(), 3, "{buttons:?}");
+    assert!(
+        medication_names(&bot, patient).await.is_empty(),
+        "nothing saved before the tap"
+    );
+
+    bot.fake.press(patient, &offer, "meds:ok:m:warfarin");
+    let messages = bot
+        .fake
+        .wait_for(patient, WAIT, "the offer after one tap", |m| {
+            m.iter().any(|m| {
+                m.id == offer.id && m.text.starts_with("Saved to your medicines: warfarin")
+            })
+        })
+        .await;
+    let offer = messages.into_iter().find(|m| m.id == offer.id).unwrap();
+    assert_eq!(
+        button_texts(&offer).len(),
+        2,
+        "the allergy offer and 'Don't save' remain"
+    );
+    bot.fake.press(patient, &offer, "meds:ok:a:penicillin");
+    bot.fake
+        .wait_for(patient, WAIT, "the offer after the second tap", |m| {
+            m.iter().any(|m| {
+                m.id == offer.id
+                    && m.text.starts_with("Saved to your allergies:")
+                    && m.reply_markup.is_none()
+            })
+        })
+        .await;
+    let names = medication_names(&bot, patient).await;
+    assert_eq!(
+        names.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [Medicine, Allergy],
+        "{names:?}"
+    );
+
+    // In Chinese, and declined.
+    let other = 9152;
+    bot.consent(other).await;
+    bot.fake.patient_says(other, "我对青霉素过敏，嗓子疼");
+    let messages = bot.wait_text(other, "要把它保存到您的 /meds 列表吗").await;
+    let offer = newest_with(&messages, "要把它保存到您的 /meds 列表吗");
+    assert!(card_data(&offer, "✖ 不保存") == "meds:no");
+    assert!(
+        button_texts(&offer)[0].contains("青霉素"),
+        "{:?}",
+        button_texts(&offer)
+    );
+    bot.fake.press(other, &offer, "meds:no");
+    bot.wait_text(other, "未保存").await;
+    assert!(medication_names(&bot, other).await.is_empty());
+}
