@@ -107,6 +107,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AssessmentCommand,
     },
+    /// Medicines: check drugs against each other, or measure the checks on a set of pairs.
+    Meds {
+        #[command(subcommand)]
+        command: MedsCommand,
+    },
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -137,6 +142,28 @@ pub enum AssessmentCommand {
         /// Also list every case assessed wrongly (level, or diagnosis not in the top 3).
         #[arg(long)]
         misses: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MedsCommand {
+    /// Print the interactions among these drugs as one JSON line: {"interactions": [{"a", "b",
+    /// "severity", "advice", ...}], "unknown": [...]}. Names in English or Chinese, generic or
+    /// brand; a name medbot does not know goes in "unknown".
+    Check {
+        #[arg(required = true)]
+        drugs: Vec<String>,
+        /// Use the medicine knowledge in this folder (laid out like data/) instead of the built-in one.
+        #[arg(long, env = "MEDBOT_CLINICAL_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// Measure the checks on drug pairs marked dangerous or safe (TOML `[[pair]]` files):
+    /// sensitivity, false alarms, and every miss.
+    Eval {
+        #[arg(required = true)]
+        pairs: Vec<PathBuf>,
+        #[arg(long, env = "MEDBOT_CLINICAL_DATA")]
+        data: Option<PathBuf>,
     },
 }
 

@@ -21,7 +21,8 @@ fn main() -> ExitCode {
         Command::Chat { .. }
         | Command::Review { .. }
         | Command::Triage { .. }
-        | Command::Assessment { .. } => "warn",
+        | Command::Assessment { .. }
+        | Command::Meds { .. } => "warn",
         _ => "warn,medbot=info",
     });
     match cli.command {
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             return medbot::terminal::triage::run(jsonl, data.as_deref());
         }
         Command::Assessment { command } => return medbot::terminal::triage::assessment(command),
+        Command::Meds { command } => return medbot::terminal::meds::run(&ProcessEnv, command),
         _ => {}
     }
     if let Command::Bench {
@@ -85,7 +87,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let command = command.unwrap_or(medbot::cli::ReviewCommand::List);
             medbot::terminal::review::run(&env, command).await
         }
-        Command::Bench { .. } | Command::Triage { .. } | Command::Assessment { .. } => {
+        Command::Bench { .. }
+        | Command::Triage { .. }
+        | Command::Assessment { .. }
+        | Command::Meds { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }

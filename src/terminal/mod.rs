@@ -2,5 +2,6 @@
 //! storage as the Telegram bot.
 
 pub mod chat;
+pub mod meds;
 pub mod review;
 pub mod triage;

@@ -11,9 +11,9 @@ use crate::cli::AssessmentCommand;
 use crate::triage::assess_topic;
 
 /// Exit status when the knowledge or an input line was invalid.
-const EXIT_INVALID: u8 = 2;
+pub(super) const EXIT_INVALID: u8 = 2;
 
-fn knowledge(folder: Option<&Path>) -> Result<Arc<ClinicalKnowledge>, ExitCode> {
+pub(super) fn knowledge(folder: Option<&Path>) -> Result<Arc<ClinicalKnowledge>, ExitCode> {
     match folder {
         None => ClinicalKnowledge::embedded().map(Arc::new),
         Some(folder) => ClinicalKnowledge::from_dir(folder).map(Arc::new),
