@@ -889,4 +889,35 @@ reviewed_by = ""
             "{message}"
         );
     }
+
+    #[test]
+    fn a_folder_without_medicines_keeps_the_built_in_ones_and_a_bad_medicines_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("findings")).unwrap();
+        std::fs::create_dir_all(dir.path().join("conditions")).unwrap();
+        std::fs::write(dir.path().join("findings/f.toml"), FINDINGS).unwrap();
+        std::fs::write(
+            dir.path().join("conditions/c.toml"),
+            condition("x", "J00", "common", "routine", "headache = 2"),
+        )
+        .unwrap();
+        let knowledge = ClinicalKnowledge::from_dir(dir.path()).unwrap();
+        assert_eq!(
+            knowledge.medicines.interactions.len(),
+            ClinicalKnowledge::builtin().medicines.interactions.len()
+        );
+        std::fs::create_dir_all(dir.path().join("medicines")).unwrap();
+        std::fs::write(
+            dir.path().join("medicines/rules.toml"),
+            "[[interaction]]\na = \"warfarin\"\nb = \"ibuprofen\"\nseverity = \"major\"\nmechanism = \"m\"\nadvice = \"a\"\nsource = \"s\"\n",
+        )
+        .unwrap();
+        let message = ClinicalKnowledge::from_dir(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("medicines/rules.toml: interaction 1 (warfarin + ibuprofen) a: \"warfarin\" is neither a drug nor a class"),
+            "{message}"
+        );
+    }
 }

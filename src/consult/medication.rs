@@ -185,6 +185,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         Ok(self.store.remove_medication(patient, id).await?)
     }
 
+    /// The drug or class id a typed name stands for, if medbot knows it.
+    pub fn medicine_id(&self, name: &str) -> Option<String> {
+        let knowledge = self.clinical.current();
+        self.lookup(&knowledge)
+            .resolve(name)
+            .map(|agent| knowledge.medicines.id_of(agent).to_owned())
+    }
+
     /// How an entry is shown to the patient: the generic name in their language (with the English
     /// one for Chinese), or their own words for a medicine medbot does not know.
     pub fn medication_name(&self, drug: Option<&str>, name: &str, language: Language) -> String {

@@ -56,18 +56,15 @@ pub(super) async fn on_command<G: Generator>(
         }
         "remove" | "delete" | "删除" if !names.is_empty() => {
             let list = context.service.medications(patient).await?;
+            // The same medicine by any of its names ("Coumadin" removes warfarin), or an unknown
+            // one as it was written; never a partial match.
+            let wanted_id = context.service.medicine_id(names);
             let wanted = crate::medicines::normalise(names);
             let matching: Vec<&MedicationEntry> = list
                 .iter()
-                .filter(|e| {
-                    crate::medicines::normalise(&e.name) == wanted
-                        || e.drug
-                            .as_deref()
-                            .is_some_and(|d| d.replace('_', " ") == wanted)
-                        || context
-                            .service
-                            .medication_name(e.drug.as_deref(), &e.name, Language::Chinese)
-                            .contains(names)
+                .filter(|e| match (&wanted_id, e.drug.as_deref()) {
+                    (Some(id), Some(drug)) => id == drug,
+                    _ => !wanted.is_empty() && crate::medicines::normalise(&e.name) == wanted,
                 })
                 .collect();
             for entry in &matching {

@@ -159,8 +159,12 @@ pub(super) async fn on_message<G: Generator>(
     };
     match command.as_deref() {
         None => {
+            let emergency = advised.is_some();
             converse(context, bot, message.chat.id, patient, text, false, advised).await?;
-            meds::offer(context, bot, message.chat.id, patient, text).await;
+            // Not in an emergency: the advice must stand alone.
+            if !emergency {
+                meds::offer(context, bot, message.chat.id, patient, text).await;
+            }
             Ok(())
         }
         Some("meds") => {

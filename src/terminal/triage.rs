@@ -197,12 +197,18 @@ fn check(folder: Option<&Path>) -> ExitCode {
         .iter()
         .filter(|c| c.reviewed_by.trim().is_empty())
         .count();
+    let medicines = &knowledge.medicines;
     println!(
-        "{}: {} findings, {} conditions ({} not yet reviewed by a clinician of this deployment)",
+        "{}: {} findings, {} conditions ({} not yet reviewed by a clinician of this deployment); \
+         {} drug classes, {} drugs, {} interaction rules, {} allergy rules",
         folder.map_or("built-in".to_owned(), |f| f.display().to_string()),
         knowledge.findings.len(),
         knowledge.conditions.len(),
-        unreviewed
+        unreviewed,
+        medicines.classes.len(),
+        medicines.drugs.len(),
+        medicines.interactions.len(),
+        medicines.allergies.len(),
     );
     ExitCode::SUCCESS
 }

@@ -1573,6 +1573,22 @@ async fn meds_are_listed_added_through_the_prompt_and_removed_with_their_button(
             .all(|(kind, name)| name != "warfarin" && (*kind == Allergy || name == "Zyxquil"))
     );
     assert!(bot.callback_answers().contains(&"Removed".to_owned()));
+
+    // By name: the whole name only, never part of one.
+    bot.fake.patient_says(patient, "/meds remove a");
+    bot.wait_text(patient, "\"a\" is not on your list.").await;
+    assert_eq!(medication_names(&bot, patient).await.len(), 2);
+    bot.fake.patient_says(patient, "/meds remove zyxquil");
+    bot.fake
+        .wait_for(patient, WAIT, "the list without Zyxquil", |m| {
+            m.last()
+                .is_some_and(|m| m.text.starts_with("Your medicines:\n  none saved"))
+        })
+        .await;
+    assert_eq!(
+        medication_names(&bot, patient).await,
+        [(Allergy, "Penicillins".to_owned())]
+    );
 }
 
 #[tokio::test]
