@@ -185,12 +185,36 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         Ok(self.store.remove_medication(patient, id).await?)
     }
 
-    /// The drug or class id a typed name stands for, if medbot knows it.
-    pub fn medicine_id(&self, name: &str) -> Option<String> {
-        let knowledge = self.clinical.current();
-        self.lookup(&knowledge)
-            .resolve(name)
-            .map(|agent| knowledge.medicines.id_of(agent).to_owned())
+    /// Removes the entries a typed name stands for: the same medicine by any of its names
+    /// ("Coumadin" removes warfarin), or an unknown one as it was written; never a partial match.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// [`ConsultError::NoConsent`], or [`ConsultError::Store`].
+    pub async fn remove_medications_named(
+        &self,
+        patient: PatientId,
+        typed: &str,
+    ) -> Result<usize, ConsultError> {
+        let list = self.medications(patient).await?;
+        let wanted_id = {
+            let knowledge = self.clinical.current();
+            self.lookup(&knowledge)
+                .resolve(typed)
+                .map(|agent| knowledge.medicines.id_of(agent).to_owned())
+        };
+        let wanted = crate::medicines::normalise(typed);
+        let mut removed = 0;
+        for entry in list {
+            let same = match (&wanted_id, entry.drug.as_deref()) {
+                (Some(id), Some(drug)) => id == drug,
+                _ => !wanted.is_empty() && crate::medicines::normalise(&entry.name) == wanted,
+            };
+            if same && self.store.remove_medication(patient, entry.id).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// How an entry is shown to the patient: the generic name in their language (with the English

@@ -55,22 +55,12 @@ pub(super) async fn on_command<G: Generator>(
             .await
         }
         "remove" | "delete" | "删除" if !names.is_empty() => {
-            let list = context.service.medications(patient).await?;
-            // The same medicine by any of its names ("Coumadin" removes warfarin), or an unknown
-            // one as it was written; never a partial match.
-            let wanted_id = context.service.medicine_id(names);
-            let wanted = crate::medicines::normalise(names);
-            let matching: Vec<&MedicationEntry> = list
-                .iter()
-                .filter(|e| match (&wanted_id, e.drug.as_deref()) {
-                    (Some(id), Some(drug)) => id == drug,
-                    _ => !wanted.is_empty() && crate::medicines::normalise(&e.name) == wanted,
-                })
-                .collect();
-            for entry in &matching {
-                context.service.remove_medication(patient, entry.id).await?;
-            }
-            if matching.is_empty() {
+            if context
+                .service
+                .remove_medications_named(patient, names)
+                .await?
+                == 0
+            {
                 bot.send_message(chat, ui::meds_not_on_list(language, names))
                     .await?;
             }

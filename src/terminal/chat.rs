@@ -14,7 +14,7 @@ use crate::config::Env;
 use crate::consult::{
     ConsultationService, Progress, Reply, ReviewDesk, ServiceStore, SystemClock, wording,
 };
-use crate::domain::{Language, PatientId, TelegramChatId, TelegramUserId};
+use crate::domain::{Language, MedicationKind, PatientId, TelegramChatId, TelegramUserId};
 use crate::llm::ConfiguredGenerator;
 use crate::storage::Store;
 
@@ -108,6 +108,7 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "/new    start a new topic (earlier messages are kept but no longer used)\n\
+                     /meds   your medicines and allergies (/meds add NAMES, /meds allergy NAMES, /meds remove NAME)\n\
                      /quit   leave (answers still under review are shown next time)"
                 )?;
             }
@@ -115,7 +116,13 @@ pub async fn run(env: &dyn Env, patient_name: &str) -> anyhow::Result<()> {
                 service.start_new_topic(patient).await?;
                 writeln!(out, "[new topic]")?;
             }
-            text => converse(&service, patient, text, max_chars).await?,
+            text if text == "/meds" || text.starts_with("/meds ") => {
+                meds(&service, patient, text["/meds".len()..].trim()).await?;
+            }
+            text => {
+                converse(&service, patient, text, max_chars).await?;
+                offer_to_save(&service, patient, text).await;
+            }
         }
     }
     deliver_outbox(&store, patient).await?;
@@ -175,6 +182,100 @@ async fn converse<S: ServiceStore>(
         }
     }
     Ok(())
+}
+
+/// `/meds`: the list, or adding and removing by name. A terminal has no buttons: every change is
+/// a command the patient types.
+async fn meds<S: ServiceStore>(
+    service: &ConsultationService<ConfiguredGenerator, S, SystemClock>,
+    patient: PatientId,
+    rest: &str,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    let (verb, names) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let names = names.trim();
+    let kind = match verb {
+        "add" if !names.is_empty() => Some(MedicationKind::Medicine),
+        "allergy" if !names.is_empty() => Some(MedicationKind::Allergy),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        for added in service.add_medications(patient, kind, names).await? {
+            let name = service.medication_name(
+                added.entry.drug.as_deref(),
+                &added.entry.name,
+                Language::English,
+            );
+            if added.known {
+                writeln!(out, "[saved: {name}]")?;
+            } else {
+                writeln!(
+                    out,
+                    "[saved as written: {name}; medbot does not know it and cannot check it for interactions]"
+                )?;
+            }
+        }
+    } else if verb == "remove" && !names.is_empty() {
+        if service.remove_medications_named(patient, names).await? == 0 {
+            writeln!(out, "[\"{names}\" is not on your list]")?;
+        }
+    } else if !verb.is_empty() {
+        writeln!(
+            out,
+            "/meds, /meds add NAMES, /meds allergy NAMES, /meds remove NAME"
+        )?;
+        return Ok(());
+    }
+    let list = service.medications(patient).await?;
+    for (kind, title) in [
+        (MedicationKind::Medicine, "Your medicines"),
+        (MedicationKind::Allergy, "Your allergies"),
+    ] {
+        let names: Vec<String> = list
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| service.medication_name(e.drug.as_deref(), &e.name, Language::English))
+            .collect();
+        writeln!(
+            out,
+            "{title}: {}",
+            if names.is_empty() {
+                "none saved".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// What the message says the patient takes, with the command that saves it: nothing is saved
+/// unless they type it.
+async fn offer_to_save<S: ServiceStore>(
+    service: &ConsultationService<ConfiguredGenerator, S, SystemClock>,
+    patient: PatientId,
+    text: &str,
+) {
+    if service.emergency_advice(text).is_some() {
+        return;
+    }
+    let Ok(proposals) = service.medication_proposals(patient, text).await else {
+        return;
+    };
+    let mut out = std::io::stdout();
+    for p in proposals {
+        let name = service.medication_name(Some(&p.drug), "", Language::English);
+        let command = match p.kind {
+            MedicationKind::Medicine => "add",
+            MedicationKind::Allergy => "allergy",
+        };
+        // The id, spaced, is a name medbot always resolves back to the same entry.
+        let typed = p.drug.replace('_', " ");
+        let _ = writeln!(
+            out,
+            "[to save {name} to your list for the doctors' checks: /meds {command} {typed}]"
+        );
+    }
 }
 
 /// Prints what doctors decided since last time; returns how many answers there were.

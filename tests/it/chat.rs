@@ -107,3 +107,34 @@ fn a_patient_chats_a_doctor_reviews_and_the_patient_sees_the_outcome() {
         "consent is asked once: {out}"
     );
 }
+
+#[test]
+fn the_terminal_patient_keeps_a_medicines_list_with_meds_commands() {
+    let model = crate::llm::smollm2();
+    let lexicon = fetched("models/drug-lexicon.pkl", "models/fetch-drug-lexicon");
+    let url = unused_database_url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("DATABASE_URL", url.expose()),
+        ("MEDBOT_DATA_DIR", data.to_str().unwrap()),
+        ("MODEL_PATH", model.to_str().unwrap()),
+        ("MEDBOT_DRUG_LEXICON", lexicon.to_str().unwrap()),
+        ("CANDLE_NUM_THREADS", "1"),
+    ];
+    let input = "\n/meds\n/meds add Coumadin, Zyxquil\n/meds allergy 青霉素\n/meds remove zyxquil\n/meds remove a\n";
+    let run = run_medbot_with_input(&["chat"], &env, dir.path(), input);
+    let out = stdout(&run);
+    assert!(run.status.success(), "{}\n{out}", stderr(&run));
+    assert!(out.contains("Your medicines: none saved"), "{out}");
+    assert!(out.contains("[saved: warfarin]"), "{out}");
+    assert!(out.contains("[saved as written: Zyxquil;"), "{out}");
+    assert!(out.contains("Your medicines: warfarin, Zyxquil"), "{out}");
+    assert!(out.contains("Your allergies: Penicillins"), "{out}");
+    assert!(out.contains("[\"a\" is not on your list]"), "{out}");
+    let last = out.rfind("Your medicines:").unwrap();
+    assert!(
+        out[last..].starts_with("Your medicines: warfarin\n"),
+        "{out}"
+    );
+}
