@@ -21,7 +21,7 @@ fn manifest(path: &str) -> std::path::PathBuf {
 
 #[test]
 fn every_data_file_is_built_in_and_the_knowledge_is_broad() {
-    let mut on_disk: Vec<String> = ["findings", "conditions"]
+    let mut on_disk: Vec<String> = ["findings", "conditions", "medicines"]
         .iter()
         .flat_map(|folder| {
             std::fs::read_dir(manifest("data").join(folder))
@@ -40,6 +40,10 @@ fn every_data_file_is_built_in_and_the_knowledge_is_broad() {
     let k = ClinicalKnowledge::embedded().expect("the built-in knowledge is valid");
     let from_disk = ClinicalKnowledge::from_dir(&manifest("data")).expect("data/ is valid");
     assert_eq!(from_disk.conditions.len(), k.conditions.len());
+    assert_eq!(
+        from_disk.medicines.interactions.len(),
+        k.medicines.interactions.len()
+    );
     assert!(
         k.conditions.len() >= 300,
         "{} conditions",
