@@ -33,15 +33,17 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         }
     }
 
-    /// The medicines named in `question` and `draft`, checked against `list`.
+    /// The medicines named in `question` and `draft`, checked against `list` and against what
+    /// the patient said they take or are allergic to anywhere in the topic (`said`).
     pub(super) fn medication_review<'k>(
         &'k self,
         knowledge: &'k ClinicalKnowledge,
         list: &[MedicationEntry],
+        said: &[&str],
         question: &[&str],
         draft: &str,
     ) -> MedicationReview<'k> {
-        MedicationReview::new(self.lookup(knowledge), list, question, draft)
+        MedicationReview::new(self.lookup(knowledge), list, said, question, draft)
     }
 
     async fn consented(&self, patient: PatientId) -> Result<(), ConsultError> {
@@ -83,6 +85,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     .iter()
                     .any(|e| e.kind == p.kind && e.drug.as_deref() == Some(p.drug.as_str()))
             })
+            // One message's offer fits a phone screen.
+            .take(MAX_OFFERS)
             .collect())
     }
 
@@ -115,6 +119,13 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             return Ok(None);
         };
         let name = knowledge.medicines.name_of(agent).to_owned();
+        let list = self.store.medications(patient).await?;
+        let present = list
+            .iter()
+            .any(|e| e.kind == kind && e.drug.as_deref() == Some(drug));
+        if !present && list.len() >= MAX_ENTRIES {
+            return Err(ConsultError::MedicationListFull { limit: MAX_ENTRIES });
+        }
         Ok(Some(
             self.store
                 .add_medication(patient, kind, Some(drug), &name)
@@ -134,40 +145,59 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         typed: &str,
     ) -> Result<Vec<Added>, ConsultError> {
         self.consented(patient).await?;
-        let names = split_names(typed);
+        let mut names = split_names(typed);
         if names.is_empty() {
             return Err(ConsultError::EmptyMessage);
+        }
+        // A list is a few dozen medicines; a message of a thousand names is not one.
+        names.truncate(MAX_NAMES_PER_ADD);
+        let mut room = MAX_ENTRIES.saturating_sub(self.store.medications(patient).await?.len());
+        if room == 0 {
+            return Err(ConsultError::MedicationListFull { limit: MAX_ENTRIES });
         }
         let knowledge = self.clinical.current();
         let lookup = self.lookup(&knowledge);
         let mut added = Vec::new();
         for name in names {
-            let found: Option<Agent> = lookup.resolve(name).or_else(|| {
+            let mut found: Vec<Agent> = lookup.resolve_all(name);
+            if found.is_empty() {
                 let mentions = lookup.find(name);
-                (mentions.len() == 1).then(|| mentions[0].agent)
-            });
-            let entry = match found {
-                Some(agent) => {
-                    self.store
-                        .add_medication(
-                            patient,
-                            kind,
-                            Some(knowledge.medicines.id_of(agent)),
-                            knowledge.medicines.name_of(agent),
-                        )
-                        .await?
+                if mentions.len() == 1 {
+                    found.push(mentions[0].agent);
                 }
-                None => {
-                    let kept: String = name.chars().take(MAX_NAME_CHARS).collect();
-                    self.store
-                        .add_medication(patient, kind, None, &kept)
-                        .await?
+            }
+            if found.is_empty() {
+                let kept: String = name.chars().take(MAX_NAME_CHARS).collect();
+                let entry = self
+                    .store
+                    .add_medication(patient, kind, None, &kept)
+                    .await?;
+                added.push(Added {
+                    entry,
+                    known: false,
+                });
+                room -= 1;
+            }
+            // A combination brand is saved as its components, each checked.
+            for agent in found {
+                if room == 0 {
+                    break;
                 }
-            };
-            added.push(Added {
-                entry,
-                known: found.is_some(),
-            });
+                let entry = self
+                    .store
+                    .add_medication(
+                        patient,
+                        kind,
+                        Some(knowledge.medicines.id_of(agent)),
+                        knowledge.medicines.name_of(agent),
+                    )
+                    .await?;
+                added.push(Added { entry, known: true });
+                room -= 1;
+            }
+            if room == 0 {
+                break;
+            }
         }
         Ok(added)
     }
@@ -183,6 +213,26 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
     ) -> Result<bool, ConsultError> {
         self.consented(patient).await?;
         Ok(self.store.remove_medication(patient, id).await?)
+    }
+
+    /// Whether a reply to "which medicine?" is a list of names rather than a message for the
+    /// consultation: not an emergency, no question, and every part either a medicine medbot knows
+    /// or a few words (a name it does not know).
+    pub fn reads_as_medicine_names(&self, typed: &str) -> bool {
+        if self.emergency_advice(typed).is_some() || typed.contains(['?', '？']) {
+            return false;
+        }
+        let names = split_names(typed);
+        if names.is_empty() || names.len() > MAX_NAMES_PER_ADD {
+            return false;
+        }
+        let knowledge = self.clinical.current();
+        let lookup = self.lookup(&knowledge);
+        names.iter().all(|name| {
+            lookup.resolve(name).is_some()
+                || (name.split_whitespace().count() <= 3
+                    && name.chars().filter(|c| crate::domain::is_han(*c)).count() <= 8)
+        })
     }
 
     /// Removes the entries a typed name stands for: the same medicine by any of its names
@@ -240,6 +290,12 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
 
 /// Longer typed names are cut: a name is a few words, not a message.
 const MAX_NAME_CHARS: usize = 80;
+/// The most entries one patient's list holds (it must fit one Telegram message with its buttons).
+pub const MAX_ENTRIES: usize = 40;
+/// The most proposals offered for one message.
+const MAX_OFFERS: usize = 8;
+/// The most names one message adds.
+const MAX_NAMES_PER_ADD: usize = 20;
 
 /// The names in what a patient typed, split at commas, semicolons, new lines, "and" and 和/、.
 fn split_names(typed: &str) -> Vec<&str> {

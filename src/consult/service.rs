@@ -153,6 +153,8 @@ pub enum ConsultError {
     EmptyMessage,
     #[error("the message is too long ({chars} characters, {tokens} tokens)")]
     MessageTooLong { chars: usize, tokens: usize },
+    #[error("the medicine list is full ({limit} entries)")]
+    MedicationListFull { limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -164,6 +166,9 @@ impl ConsultError {
             ConsultError::NoConsent => wording::consent_required(language).to_owned(),
             ConsultError::EmptyMessage => wording::empty_message(language).to_owned(),
             ConsultError::MessageTooLong { .. } => wording::message_too_long(language, max_chars),
+            ConsultError::MedicationListFull { limit } => {
+                wording::medication_list_full(language, *limit)
+            }
             ConsultError::Store(_) => wording::internal_error(language).to_owned(),
         }
     }
@@ -497,9 +502,20 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         {
             reasons.push(ReviewReason::MedicationQuestion);
         }
-        let medications = self.store.medications(patient).await?;
-        let named = self.medication_review(&knowledge, &medications, &unanswered, "");
-        add_reasons(&mut reasons, medication_reasons(&named));
+        let medications = match self.store.medications(patient).await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                // The answer goes ahead, reviewed: a doctor must not approve medicines blind.
+                tracing::error!(error = %e, "the patient's medicine list could not be read");
+                reasons.push(ReviewReason::MedicationListUnavailable);
+                None
+            }
+        };
+        let medications = medications.unwrap_or_default();
+        let check = |draft: &str| {
+            self.medication_review(&knowledge, &medications, &said, &unanswered, draft)
+        };
+        add_reasons(&mut reasons, medication_reasons(&check(""), false));
         let review_certain = !reasons.is_empty();
         if review_certain {
             progress(Progress::ReviewRequired(wording::under_review(language)));
@@ -509,8 +525,9 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             && !assessment.conditions.is_empty()
         {
             let composed = wording::possible_causes(language, &assessment);
-            let checked = self.medication_review(&knowledge, &medications, &unanswered, &composed);
-            add_reasons(&mut reasons, medication_reasons(&checked));
+            // The composed texts are vetted data: only what they name against the list counts.
+            let checked = check(&composed);
+            add_reasons(&mut reasons, medication_reasons(&checked, false));
             let for_doctor = checked.for_doctor();
             return self
                 .deliver_or_escalate(
@@ -603,8 +620,8 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 hit_length_limit: draft.hit_length_limit,
             }),
         );
-        let checked = self.medication_review(&knowledge, &medications, &unanswered, &draft.text);
-        add_reasons(&mut reasons, medication_reasons(&checked));
+        let checked = check(&draft.text);
+        add_reasons(&mut reasons, medication_reasons(&checked, true));
         let for_doctor = checked.for_doctor();
 
         // The sources are part of the answer a doctor reviews and the patient sees.
@@ -793,6 +810,10 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
 
         // A model whose confidence is unknown shows nothing before review.
         let mut gate = SentenceGate::new(stream && self.generator.knows_confidence());
+        // Medicines medbot knows (in any language) close the gate like the dictionary's do.
+        let knowledge = self.clinical.current();
+        let lookup = self.lookup(&knowledge);
+        let names_medicine = |passage: &str| !lookup.find(passage).is_empty();
         while let Some(event) = events.recv().await {
             match event? {
                 DraftEvent::Piece {
@@ -800,7 +821,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                     logprobs,
                 } => {
                     text.push_str(&piece);
-                    match gate.advance(text, &logprobs, &self.reviewer) {
+                    match gate.advance(text, &logprobs, &self.reviewer, &names_medicine) {
                         GateStep::Show(visible) => progress(Progress::Partial(visible)),
                         GateStep::Closed => {
                             progress(Progress::ReviewRequired(wording::under_review(language)))
@@ -862,9 +883,20 @@ fn add_reasons(reasons: &mut Vec<ReviewReason>, more: impl IntoIterator<Item = R
 }
 
 /// The review reasons medicines give: an interaction involving a medicine named in the exchange,
-/// or a named medicine that conflicts with an allergy.
-fn medication_reasons(review: &crate::medicines::MedicationReview<'_>) -> Vec<ReviewReason> {
+/// or a named medicine that conflicts with an allergy; and any medicine medbot knows named by the
+/// patient (a medication question) or by a model's draft (`model_wrote`), which the drug
+/// dictionary alone may miss (it knows few Chinese names).
+fn medication_reasons(
+    review: &crate::medicines::MedicationReview<'_>,
+    model_wrote: bool,
+) -> Vec<ReviewReason> {
     let mut reasons = Vec::new();
+    if !review.in_question.is_empty() {
+        reasons.push(ReviewReason::MedicationQuestion);
+    }
+    if model_wrote && !review.in_draft.is_empty() {
+        reasons.push(ReviewReason::NamesMedicine);
+    }
     if !review.interactions.is_empty() {
         reasons.push(ReviewReason::Interaction);
     }
@@ -966,6 +998,7 @@ impl SentenceGate {
         text: &'t str,
         logprobs: &[f32],
         reviewer: &DraftReviewer,
+        names_medicine: &dyn Fn(&str) -> bool,
     ) -> GateStep<'t> {
         if !self.open {
             return GateStep::Wait;
@@ -982,6 +1015,7 @@ impl SentenceGate {
         let unsure = reviewer.is_unsure(&self.pending);
         if !unsure
             && reviewer.review_passage(passage).is_empty()
+            && !names_medicine(passage)
             && !repeats(&text[..self.shown], passage)
         {
             self.shown = end;
@@ -1040,48 +1074,59 @@ mod tests {
         let reviewer = DraftReviewer::new(crate::triage::DrugLexicon::from_names(["ibuprofen"]));
         let mut gate = SentenceGate::new(true);
         assert!(matches!(
-            gate.advance("Rest and drink", &[], &reviewer),
+            gate.advance("Rest and drink", &[], &reviewer, &|_| false),
             GateStep::Wait
         ));
         assert!(
-            matches!(gate.advance("Rest and drink water. Try", &[], &reviewer), GateStep::Show(s) if s == "Rest and drink water.")
+            matches!(gate.advance("Rest and drink water. Try", &[], &reviewer, &|_| false), GateStep::Show(s) if s == "Rest and drink water.")
         );
         assert!(matches!(
-            gate.advance("Rest and drink water. Try ibuprofen. Then", &[], &reviewer),
+            gate.advance(
+                "Rest and drink water. Try ibuprofen. Then",
+                &[],
+                &reviewer,
+                &|_| false
+            ),
             GateStep::Closed
         ));
         assert!(matches!(
             gate.advance(
                 "Rest and drink water. Try ibuprofen. Then sleep. More",
                 &[],
-                &reviewer
+                &reviewer,
+                &|_| false
             ),
             GateStep::Wait
         ));
         let mut looping = SentenceGate::new(true);
         let once = "Rest in a warm room. Drink plenty of water. ";
         assert!(matches!(
-            looping.advance(once, &[], &reviewer),
+            looping.advance(once, &[], &reviewer, &|_| false),
             GateStep::Show(_)
         ));
         assert!(matches!(
-            looping.advance(&format!("{once}{once}"), &[], &reviewer),
+            looping.advance(&format!("{once}{once}"), &[], &reviewer, &|_| false),
             GateStep::Closed
         ));
         // A sentence the model was unsure of closes the gate although its words are fine.
         let mut unsure = SentenceGate::new(true);
         assert!(matches!(
-            unsure.advance("Rest well. ", &[-0.2; 3], &reviewer),
+            unsure.advance("Rest well. ", &[-0.2; 3], &reviewer, &|_| false),
             GateStep::Show(_)
         ));
         assert!(matches!(
-            unsure.advance("Rest well. Colds pass soon. ", &[-4.0; 4], &reviewer),
+            unsure.advance(
+                "Rest well. Colds pass soon. ",
+                &[-4.0; 4],
+                &reviewer,
+                &|_| false
+            ),
             GateStep::Closed
         ));
         assert!(unsure.unsure);
         let mut shut = SentenceGate::new(false);
         assert!(matches!(
-            shut.advance("Fine. ", &[], &reviewer),
+            shut.advance("Fine. ", &[], &reviewer, &|_| false),
             GateStep::Wait
         ));
     }

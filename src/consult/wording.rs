@@ -563,6 +563,18 @@ pub fn internal_error(language: Language) -> &'static str {
     }
 }
 
+/// A patient's /meds list has no room for more.
+pub fn medication_list_full(language: Language, limit: usize) -> String {
+    match language {
+        Language::English => format!(
+            "Your list already holds {limit} medicines and allergies, the most it can. Remove some with /meds first."
+        ),
+        Language::Chinese => {
+            format!("您的列表已有 {limit} 条药物和过敏记录，已达上限。请先通过 /meds 删除一些。")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

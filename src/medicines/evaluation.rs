@@ -83,17 +83,21 @@ fn ratio(n: usize, d: usize) -> f64 {
 pub fn evaluate(lookup: NameLookup<'_>, pairs: &[Pair]) -> PairsReport {
     let mut report = PairsReport::default();
     for pair in pairs {
-        let a = lookup.resolve(&pair.a);
-        let b = lookup.resolve(&pair.b);
-        for (name, found) in [(&pair.a, a), (&pair.b, b)] {
-            if found.is_none() && !report.unknown.contains(name) {
+        let a = lookup.resolve_all(&pair.a);
+        let b = lookup.resolve_all(&pair.b);
+        for (name, found) in [(&pair.a, &a), (&pair.b, &b)] {
+            if found.is_empty() && !report.unknown.contains(name) {
                 report.unknown.push(name.clone());
             }
         }
-        let found = match (a, b) {
-            (Some(a), Some(b)) => lookup.knowledge.interaction(a, b),
-            _ => None,
-        };
+        // A combination interacts when one of its components does; the worst one is reported.
+        let found = a
+            .iter()
+            .flat_map(|x| {
+                b.iter()
+                    .filter_map(|y| lookup.knowledge.interaction(*x, *y))
+            })
+            .max_by_key(|i| i.rule.severity);
         if pair.dangerous {
             report.dangerous += 1;
             if found.is_some() {

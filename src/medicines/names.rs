@@ -39,33 +39,53 @@ pub struct NameLookup<'a> {
 }
 
 impl NameLookup<'_> {
-    /// What a whole name (one the patient typed, or a command-line argument) names.
+    /// What a whole name (one the patient typed, or a command-line argument) names; the first
+    /// component of a combination product.
     pub fn resolve(&self, name: &str) -> Option<Agent> {
+        self.resolve_all(name).into_iter().next()
+    }
+
+    /// Every medicine a whole name stands for: one, or each component medbot knows of a
+    /// combination brand ("Excedrin": aspirin, paracetamol).
+    pub fn resolve_all(&self, name: &str) -> Vec<Agent> {
         let trimmed = name.trim();
         if trimmed.chars().any(is_han) {
-            return self
-                .knowledge
-                .chinese
-                .iter()
-                .find(|(n, _)| n == trimmed)
-                .map(|(_, a)| *a)
-                .or_else(|| {
-                    let found = self.find(trimmed);
-                    (found.len() == 1).then(|| found[0].agent)
-                });
+            if let Some((_, agent)) = self.knowledge.chinese.iter().find(|(n, _)| n == trimmed) {
+                return vec![*agent];
+            }
+            let found = self.find(trimmed);
+            return if found.len() == 1 {
+                vec![found[0].agent]
+            } else {
+                Vec::new()
+            };
         }
         self.english(&normalise(trimmed))
     }
 
-    fn english(&self, words: &str) -> Option<Agent> {
+    /// What normalised words name: medbot's own names, else the generic names the dictionary
+    /// gives for them, a combination's split into its components.
+    fn english(&self, words: &str) -> Vec<Agent> {
         if let Some(agent) = self.knowledge.by_name.get(words) {
-            return Some(*agent);
+            return vec![*agent];
         }
-        let lexicon = self.lexicon?;
-        lexicon
-            .canonical_names(words)
-            .iter()
-            .find_map(|generic| self.knowledge.by_name.get(&normalise(generic)).copied())
+        let Some(lexicon) = self.lexicon else {
+            return Vec::new();
+        };
+        let mut agents = Vec::new();
+        for generic in lexicon.canonical_names(words) {
+            match self.knowledge.by_name.get(&normalise(generic)) {
+                Some(agent) => agents.push(*agent),
+                None => agents.extend(
+                    generic
+                        .split(['/', ',', ';', '+'])
+                        .flat_map(|part| part.split(" and "))
+                        .filter_map(|part| self.knowledge.by_name.get(&normalise(part)).copied()),
+                ),
+            }
+        }
+        agents.dedup();
+        agents
     }
 
     /// Every medicine named in `text`, in order, each once.
@@ -91,11 +111,17 @@ impl NameLookup<'_> {
             let longest = LONGEST_NAME.min(words.len() - i);
             let hit = (1..=longest).rev().find_map(|n| {
                 let phrase = words[i..i + n].join(" ");
-                self.english(&phrase).map(|agent| (n, phrase, agent))
+                let agents = self.english(&phrase);
+                (!agents.is_empty()).then_some((n, phrase, agents))
             });
             match hit {
-                Some((n, written, agent)) => {
-                    out.push(Mention { agent, written });
+                Some((n, written, agents)) => {
+                    for agent in agents {
+                        out.push(Mention {
+                            agent,
+                            written: written.clone(),
+                        });
+                    }
                     i += n;
                 }
                 None => i += 1,
@@ -201,10 +227,9 @@ fn clauses(text: &str) -> Vec<Clause> {
 }
 
 fn split_but(part: &str) -> Vec<&str> {
-    let lowered = part.to_lowercase();
-    if lowered.len() != part.len() {
-        return part.split("但是").collect();
-    }
+    // ASCII lower-casing keeps every byte where it was, so offsets found in it cut `part` at
+    // character boundaries whatever else the text holds.
+    let lowered = part.to_ascii_lowercase();
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     for separator in [
         " but ",

@@ -4,7 +4,7 @@
 
 use super::check::{AllergyConflict, Interaction};
 use super::knowledge::{Agent, MedicineKnowledge};
-use super::names::NameLookup;
+use super::names::{NameLookup, StatementKind};
 use crate::domain::{MedicationEntry, MedicationKind};
 
 /// The medicines of one exchange, checked.
@@ -15,6 +15,9 @@ pub struct MedicationReview<'k> {
     pub taking: Vec<Agent>,
     pub allergies: Vec<Agent>,
     pub unknown: Vec<String>,
+    /// Said in the conversation ("I'm on warfarin") but not on the list; checked like it.
+    pub said_taking: Vec<Agent>,
+    pub said_allergies: Vec<Agent>,
     /// Named in the patient's messages, and in the draft.
     pub in_question: Vec<Agent>,
     pub in_draft: Vec<Agent>,
@@ -28,10 +31,12 @@ pub struct MedicationReview<'k> {
 
 impl<'k> MedicationReview<'k> {
     /// Checks the medicines named in `question` (the patient's unanswered messages) and `draft`
-    /// against each other and against the patient's `list`.
+    /// against each other, against the patient's `list`, and against what the patient's messages
+    /// in the topic (`said`) say they take or are allergic to, saved or not.
     pub fn new(
         lookup: NameLookup<'k>,
         list: &[MedicationEntry],
+        said: &[&str],
         question: &[&str],
         draft: &str,
     ) -> Self {
@@ -45,6 +50,19 @@ impl<'k> MedicationReview<'k> {
                 (MedicationKind::Medicine, Some(a)) => push_once(&mut taking, a),
                 (MedicationKind::Allergy, Some(a)) => push_once(&mut allergies, a),
                 (_, None) => unknown.push(entry.name.clone()),
+            }
+        }
+        let mut said_taking = Vec::new();
+        let mut said_allergies = Vec::new();
+        for text in said {
+            for statement in lookup.statements(text) {
+                let (saved, unsaved) = match statement.kind {
+                    StatementKind::Takes => (&taking, &mut said_taking),
+                    StatementKind::AllergicTo => (&allergies, &mut said_allergies),
+                };
+                if !saved.contains(&statement.agent) {
+                    push_once(unsaved, statement.agent);
+                }
             }
         }
         let mut in_question = Vec::new();
@@ -64,19 +82,22 @@ impl<'k> MedicationReview<'k> {
                     all
                 });
         let mut everything = taking.clone();
-        for a in &named {
+        for a in said_taking.iter().chain(&named) {
             push_once(&mut everything, *a);
         }
+        let all_allergies: Vec<Agent> = allergies.iter().chain(&said_allergies).copied().collect();
         let (interactions, list_interactions) = knowledge
             .interactions_among(&everything)
             .into_iter()
             .partition(|i| named.contains(&i.a) || named.contains(&i.b));
-        let allergy_conflicts = knowledge.allergy_conflicts(&allergies, &everything);
+        let allergy_conflicts = knowledge.allergy_conflicts(&all_allergies, &everything);
         Self {
             knowledge,
             taking,
             allergies,
             unknown,
+            said_taking,
+            said_allergies,
             in_question,
             in_draft,
             interactions,
@@ -100,6 +121,8 @@ impl<'k> MedicationReview<'k> {
             && self.taking.is_empty()
             && self.allergies.is_empty()
             && self.unknown.is_empty()
+            && self.said_taking.is_empty()
+            && self.said_allergies.is_empty()
         {
             return String::new();
         }
@@ -131,6 +154,18 @@ impl<'k> MedicationReview<'k> {
             text.push_str(&format!(
                 "\nNot in medbot's list, not checked: {}",
                 self.unknown.join(", ")
+            ));
+        }
+        if !self.said_taking.is_empty() {
+            text.push_str(&format!(
+                "\nSays they take (not on the list): {}",
+                names(&self.said_taking)
+            ));
+        }
+        if !self.said_allergies.is_empty() {
+            text.push_str(&format!(
+                "\nSays they are allergic to (not on the list): {}",
+                names(&self.said_allergies)
             ));
         }
         if !self.in_question.is_empty() {

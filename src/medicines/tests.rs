@@ -227,6 +227,25 @@ fn names_are_found_in_english_chinese_brands_and_through_the_dictionary() {
         Some("warfarin")
     );
     assert_eq!(lookup(&k).resolve("Marevan"), None);
+    // A combination brand is each of its components.
+    let lexicon = DrugLexicon::from_names(["duoprofen"])
+        .with_variants([("duoprofen", "ibuprofen/acetaminophen")]);
+    let combined = NameLookup {
+        knowledge: &k,
+        lexicon: Some(&lexicon),
+    };
+    let parts: Vec<&str> = combined
+        .resolve_all("Duoprofen")
+        .into_iter()
+        .map(|a| k.id_of(a))
+        .collect();
+    assert_eq!(parts, ["ibuprofen", "paracetamol"]);
+    let found: Vec<&str> = combined
+        .find("I took duoprofen")
+        .iter()
+        .map(|m| k.id_of(m.agent))
+        .collect();
+    assert_eq!(found, ["ibuprofen", "paracetamol"]);
     assert_eq!(
         lookup(&k).resolve("华法林").map(|a| k.id_of(a)),
         Some("warfarin")
@@ -448,4 +467,30 @@ fn the_built_in_set_is_large_and_covers_the_classes_that_matter() {
             .all(|d| !d.source.is_empty() && !d.name_zh.is_empty())
     );
     assert!(k.interactions.iter().all(|r| !r.source.is_empty()));
+}
+
+mod any_text {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever a patient or a model writes (any Unicode, case folding that changes byte
+        /// lengths such as ẞ and İ), finding names and statements never panics.
+        #[test]
+        fn finding_medicines_never_panics(text in "\\PC{0,200}", glue in prop::sample::select(vec![" but ", " and I ", " and I'm ", "，但是", " while I "])) {
+            let k = knowledge();
+            let written = format!("ẞ{text}{glue}İ warfarin{text}");
+            let _ = lookup(&k).find(&written);
+            let _ = lookup(&k).statements(&written);
+            let _ = lookup(&k).resolve(&written);
+        }
+    }
+
+    #[test]
+    fn case_folding_that_changes_lengths_is_cut_safely() {
+        let k = knowledge();
+        assert!(lookup(&k).statements("ẞ but İ").is_empty());
+        assert_eq!(lookup(&k).find("ẞİ but I take warfarin").len(), 1);
+    }
 }

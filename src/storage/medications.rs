@@ -37,16 +37,23 @@ impl Store {
         for row in rows {
             let id: Uuid = row.try_get("id")?;
             let sealed = Sealed::from_parts(row.try_get("nonce")?, row.try_get("ciphertext")?)?;
-            let text = self
+            // One entry that fails authentication (recorded in the audit log by `open_sealed`)
+            // or does not parse must not take the whole list, and every answer, down with it.
+            let opened = self
                 .open_sealed(
                     &key,
                     &sealed,
                     Binding::new(Purpose::Medication, patient, id),
                     "patient_medications",
                 )
-                .await?;
-            let entry: Sealable = serde_json::from_str(text.as_str())
-                .map_err(|_| StorageError::Corrupt(format!("medication {id} is not valid JSON")))?;
+                .await;
+            let Some(entry) = opened
+                .ok()
+                .and_then(|text| serde_json::from_str::<Sealable>(text.as_str()).ok())
+            else {
+                tracing::error!(patient = %patient.log_tag(), medication = %id, "a medication entry could not be read; left out");
+                continue;
+            };
             let added_at: DateTime<Utc> = row.try_get("created_at")?;
             entries.push(MedicationEntry {
                 id: MedicationId(id),

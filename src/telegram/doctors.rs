@@ -145,15 +145,24 @@ async fn decide<G: Generator>(
     Ok(answer)
 }
 
-/// At most `limit` characters, cut at a word or line boundary and marked, never mid-word.
+/// At most `limit` UTF-16 units (what Telegram counts), cut at a word or line boundary and
+/// marked, never mid-word.
 fn clip_to(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
+    if utf16_len(text) <= limit {
         return text.to_owned();
     }
-    let head: String = text.chars().take(limit).collect();
+    let mut units = 0;
+    let end = text
+        .char_indices()
+        .find(|(_, c)| {
+            units += c.len_utf16();
+            units > limit
+        })
+        .map_or(text.len(), |(i, _)| i);
+    let head = &text[..end];
     let cut = head
         .rfind(|c: char| c.is_whitespace() || crate::domain::is_han(c))
-        .filter(|&i| i > limit / 2)
+        .filter(|&i| i > end / 2)
         .unwrap_or(head.len());
     format!("{} …(cut)", head[..cut].trim_end())
 }
@@ -292,6 +301,14 @@ mod tests {
             let last = piece.split_whitespace().last().unwrap_or_default();
             assert!(words.contains(last), "cut mid-word: {last:?}");
         }
+        // Characters that take two UTF-16 units (emoji) count twice.
+        let emoji = "😷🤒".repeat(1500);
+        let text = card_text(&record(&emoji, &emoji, &emoji));
+        assert!(
+            text.encode_utf16().count() <= 4096,
+            "{}",
+            text.encode_utf16().count()
+        );
         // In Chinese too.
         let chinese = "华法林与布洛芬合用增加出血风险。".repeat(400);
         let text = card_text(&record(&chinese, &chinese, &chinese));

@@ -61,7 +61,8 @@ pub(super) async fn on_command<G: Generator>(
                 .await?
                 == 0
             {
-                bot.send_message(chat, ui::meds_not_on_list(language, names))
+                let shown: String = names.chars().take(80).collect();
+                bot.send_message(chat, ui::meds_not_on_list(language, &shown))
                     .await?;
             }
             send_list(context, bot, chat, patient, language).await

@@ -140,8 +140,12 @@ pub(super) async fn on_message<G: Generator>(
     let Some(text) = text else {
         return reply(context, patient, ui::text_only(language), None).await;
     };
+    // A reply to "which medicine?" is names, unless it is an emergency or reads as a question or
+    // a story: those go to the consultation like any message.
     if let Some(kind) = meds::prompted_kind(message)
         && !text.starts_with('/')
+        && advised.is_none()
+        && context.service.reads_as_medicine_names(text)
     {
         return meds::on_prompt_reply(context, bot, message.chat.id, patient, language, kind, text)
             .await;

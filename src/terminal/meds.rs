@@ -69,10 +69,11 @@ pub fn check(lookup: NameLookup<'_>, drugs: &[String]) -> serde_json::Value {
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for name in drugs {
-        match lookup.resolve(name) {
-            Some(agent) => known.push(agent),
-            None => unknown.push(name.clone()),
+        let agents = lookup.resolve_all(name);
+        if agents.is_empty() {
+            unknown.push(name.clone());
         }
+        known.extend(agents);
     }
     let k = lookup.knowledge;
     let interactions: Vec<serde_json::Value> = k

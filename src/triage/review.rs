@@ -28,6 +28,7 @@ pub enum ReviewReason {
     AnswerDeadline,
     Interaction,
     AllergyConflict,
+    MedicationListUnavailable,
 }
 
 impl ReviewReason {
@@ -48,6 +49,7 @@ impl ReviewReason {
             Self::AnswerDeadline => "answer_deadline",
             Self::Interaction => "interaction",
             Self::AllergyConflict => "allergy_conflict",
+            Self::MedicationListUnavailable => "medication_list_unavailable",
         }
     }
 
@@ -81,6 +83,9 @@ impl ReviewReason {
             }
             Self::AllergyConflict => {
                 "a medicine named conflicts with the patient's allergies (see Medicines)"
+            }
+            Self::MedicationListUnavailable => {
+                "the patient's medicine list could not be read: interactions were not checked against it"
             }
         }
     }

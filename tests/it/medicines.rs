@@ -367,3 +367,54 @@ fn check_pairs(file: &str) {
     assert!(report.false_alarm_rate() <= 0.05, "{report}");
     assert!(report.unknown.is_empty(), "{report}");
 }
+
+#[tokio::test]
+async fn what_the_patient_said_earlier_counts_and_a_draft_naming_any_known_medicine_is_reviewed() {
+    let t = test_store(146).await;
+    let patient = consenting_patient(&t.store, 9148).await;
+    let generator = ScriptedGenerator::new("ok");
+    generator.push(Script::say("Thank you for telling me."));
+    generator.push(Script::say(
+        "Rest, drink water. You could also try naproxen.",
+    ));
+    generator.push(Script::say("头痛时可以吃萘普生。多喝水。"));
+    let s = service(&t, generator);
+    // Said in passing (the offer to save it declined), then a headache.
+    let first = s
+        .handle(
+            patient,
+            "I'm on warfarin since my valve surgery",
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(!matches!(first.reply, Reply::Emergency { .. }));
+    let (reasons, card) = reasons_and_card(&s, &t.store, patient, "Now I have a headache").await;
+    assert!(reasons.contains(&ReviewReason::Interaction), "{reasons:?}");
+    assert!(
+        card.contains("Says they take (not on the list): warfarin"),
+        "{card}"
+    );
+    assert!(card.contains("warfarin + naproxen"), "{card}");
+
+    // A Chinese draft naming a medicine the drug dictionary does not know is still held, and none
+    // of it is streamed.
+    let other = consenting_patient(&t.store, 9149).await;
+    let mut shown = Vec::new();
+    let outcome = s
+        .handle(other, "我头疼", &mut |step| {
+            if let medbot::consult::Progress::Partial(text) = step {
+                shown.push(text.to_owned());
+            }
+        })
+        .await
+        .unwrap();
+    let Reply::UnderReview { reasons, .. } = outcome.reply else {
+        panic!("delivered: {:?}", outcome.reply);
+    };
+    assert!(
+        reasons.contains(&ReviewReason::NamesMedicine),
+        "{reasons:?}"
+    );
+    assert!(shown.iter().all(|s| !s.contains("萘普生")), "{shown:?}");
+}

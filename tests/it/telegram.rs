@@ -1544,6 +1544,11 @@ async fn meds_are_listed_added_through_the_prompt_and_removed_with_their_button(
     );
     // The reply was a list of names, not a question: the model was not asked.
     assert_eq!(bot.generator.calls(), 0);
+    // A question sent as a reply to the prompt is a question, not a name.
+    bot.fake
+        .patient_replies(patient, &prompt, "Can I take it with ibuprofen?");
+    bot.wait_text(patient, "A doctor is reviewing").await;
+    assert_eq!(medication_names(&bot, patient).await.len(), 2);
 
     bot.fake.patient_says(patient, "/meds allergy penicillin");
     let messages = bot.wait_text(patient, "• Penicillin").await;
