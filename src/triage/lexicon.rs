@@ -50,6 +50,9 @@ const CHINESE_DRUG_NAMES: &[&str] = &[
     "降压药", "降糖药", "止咳糖浆", "抗过敏药", "吗丁啉", "多潘立酮", "沙丁胺醇", "万托林", "碘伏",
 ];
 
+/// The variant → generic table beside the lexicon, as plain JSON.
+const GENERICS_FILE: &str = "drug-generics.json";
+
 /// Why the lexicon file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LexiconError {
@@ -138,6 +141,34 @@ impl DrugLexicon {
             })
             .collect();
         lexicon.canonical = canonical;
+        // The same table as plain JSON (written by models/fetch-drug-lexicon), complete where the
+        // pickle's shared lists read back as None.
+        let plain = path.with_file_name(GENERICS_FILE);
+        match std::fs::read(&plain) {
+            Ok(bytes) => {
+                let table: HashMap<String, Vec<String>> =
+                    serde_json::from_slice(&bytes).map_err(|e| LexiconError::Format {
+                        path: plain.clone(),
+                        problem: e.to_string(),
+                    })?;
+                lexicon.canonical = table
+                    .into_iter()
+                    .filter(|(variant, _)| lexicon.names.contains(&normalise(variant)))
+                    .filter_map(|(variant, generics)| {
+                        let generics: Vec<String> = generics
+                            .into_iter()
+                            .filter(|g| !g.eq_ignore_ascii_case(&variant))
+                            .collect();
+                        (!generics.is_empty())
+                            .then(|| (crate::medicines::normalise(&variant), generics))
+                    })
+                    .collect();
+            }
+            Err(_) => tracing::warn!(
+                file = %plain.display(),
+                "no plain generic-name table; some brand names may not map to their generic (run models/fetch-drug-lexicon)"
+            ),
+        }
         if lexicon.names.len() < 1000 {
             return Err(format(format!(
                 "only {} names; expected about 100,000",

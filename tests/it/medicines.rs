@@ -418,3 +418,37 @@ async fn what_the_patient_said_earlier_counts_and_a_draft_naming_any_known_medic
     );
     assert!(shown.iter().all(|s| !s.contains("萘普生")), "{shown:?}");
 }
+
+/// Brands the medicine data do not list come through the drug dictionary, including those whose
+/// entry the pickle shares with others (read from the plain table) and combination products.
+#[test]
+fn dictionary_brands_and_combination_products_resolve_to_their_generics() {
+    let knowledge = ClinicalKnowledge::builtin();
+    let lexicon = DrugLexicon::load(&fetched(
+        "models/drug-lexicon.pkl",
+        "models/fetch-drug-lexicon",
+    ))
+    .unwrap();
+    let lookup = NameLookup {
+        knowledge: &knowledge.medicines,
+        lexicon: Some(&lexicon),
+    };
+    let ids = |name: &str| -> Vec<&str> {
+        lookup
+            .resolve_all(name)
+            .into_iter()
+            .map(|a| knowledge.medicines.id_of(a))
+            .collect()
+    };
+    assert_eq!(ids("Calpol"), ["paracetamol"]);
+    assert!(!ids("penicillin VK").is_empty());
+    let excedrin = ids("Excedrin");
+    assert!(
+        excedrin.contains(&"aspirin") && excedrin.contains(&"paracetamol"),
+        "{excedrin:?}"
+    );
+    assert_eq!(ids("Zestoretic"), ["lisinopril", "hydrochlorothiazide"]);
+    let warfarin = knowledge.medicines.by_id("warfarin").unwrap();
+    let aspirin = knowledge.medicines.by_id("aspirin").unwrap();
+    assert!(knowledge.medicines.interaction(warfarin, aspirin).is_some());
+}
