@@ -213,6 +213,13 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
     use crate::telegram::{self, BotContext};
 
     let settings = config::telegram(env)?;
+    // Bound before anything slow, so that a port in use is reported at once.
+    let metrics_listener = match config::metrics_listen(env)? {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("{}: cannot listen on {addr}: {e}", config::METRICS_LISTEN)
+        })?),
+        None => None,
+    };
     let bot = telegram::bot(&settings);
     let me = bot.get_me().await.map_err(|e| {
         anyhow::anyhow!("TELOXIDE_TOKEN: Telegram did not accept the token (getMe: {e})")
@@ -255,7 +262,13 @@ pub async fn serve(env: &dyn Env) -> anyhow::Result<()> {
     );
     tracing::info!(bot = %me.username(), "medbot is serving");
     eprintln!("medbot is serving as @{}. Ctrl-C to stop.", me.username());
-    let mut running = telegram::start(bot, context);
+    let mut running = telegram::start(bot, context.clone());
+    if let Some(listener) = metrics_listener {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("Health and metrics: http://{addr}/healthz and http://{addr}/metrics");
+        }
+        running.serve_health(listener, context);
+    }
     tokio::select! {
         () = shutdown_signal() => {}
         ended = running.ended() => {

@@ -35,6 +35,7 @@ pub const GENERATOR_MAX_CONCURRENCY: &str = "GENERATOR_MAX_CONCURRENCY";
 pub const GENERATOR_TIMEOUT_S: &str = "GENERATOR_TIMEOUT_S";
 pub const GENERATOR_TOKENIZER: &str = "GENERATOR_TOKENIZER";
 pub const GENERATOR_ALLOW_INSECURE: &str = "GENERATOR_ALLOW_INSECURE";
+pub const METRICS_LISTEN: &str = "METRICS_LISTEN";
 
 /// The database `medbot chat` uses when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/medbot";
@@ -289,6 +290,29 @@ pub fn answer_deadline(env: &dyn Env) -> Result<std::time::Duration, ConfigError
             format!("must be a whole number of seconds from 5 to 3600, not {raw:?}"),
         )),
     }
+}
+
+/// Where `/healthz` and `/metrics` are served (`METRICS_LISTEN`, host:port); `None` (off) when
+/// unset.
+///
+/// # Errors
+/// A value that is not host:port.
+pub fn metrics_listen(env: &dyn Env) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let Some(raw) = non_empty(env, METRICS_LISTEN) else {
+        return Ok(None);
+    };
+    use std::net::ToSocketAddrs as _;
+    raw.trim()
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::new(
+                METRICS_LISTEN,
+                format!("must be host:port (e.g. 127.0.0.1:9100), not {raw:?}"),
+            )
+        })
 }
 
 /// The inference server when `GENERATOR_URL` is set (then no local model is loaded), with the

@@ -82,6 +82,12 @@ pub trait Generator: TokenCounter + Send + Sync + 'static {
     fn knows_confidence(&self) -> bool {
         true
     }
+
+    /// Whether drafts can be written now; `Err` says why not (for health checks): the model's
+    /// thread is gone, or the inference server keeps failing.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,6 +112,8 @@ pub struct Outcome {
     pub assessment: Assessment,
     pub language: Language,
     pub reply: Reply,
+    /// How fast the model wrote the draft, when it wrote one.
+    pub tokens_per_second: Option<f64>,
 }
 
 /// A patient's message after [`ConsultationService::receive`].
@@ -224,6 +226,14 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
         &self.settings
     }
 
+    /// Whether the generator can write drafts now (for health checks).
+    ///
+    /// # Errors
+    /// What is wrong with it, in a line.
+    pub fn generator_health(&self) -> Result<(), String> {
+        self.generator.health()
+    }
+
     /// Handles one message from a patient: stores it, triages it, and either answers an
     /// emergency at once, or asks the model and reviews its draft before anyone sees it.
     ///
@@ -325,6 +335,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                         assessment,
                         language,
                         reply: Reply::Emergency { text: advice },
+                        tokens_per_second: None,
                     }));
                 }
                 // A failed lookup must not cost the alert: storing is best effort there anyway.
@@ -568,6 +579,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 .push_str(&wording::assessment_for_model(&assessment));
         }
         let mut written = String::new();
+        let writing_since = Instant::now();
         let writing = tokio::time::timeout(
             self.settings.answer_deadline,
             self.write_draft(
@@ -588,6 +600,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             }
             finished = writing => finished,
         };
+        let writing_took = writing_since.elapsed();
         let draft = match finished {
             Ok(Ok((draft, unsure_passage))) => {
                 if unsure_passage || !self.generator.knows_confidence() {
@@ -634,17 +647,27 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
                 wording::sources(language, &system.used)
             )
         };
-        self.deliver_or_escalate(
-            patient,
-            question,
-            (assessment, for_doctor),
-            language,
-            reasons,
-            told_review,
-            draft_text,
-            progress,
-        )
-        .await
+        let tokens = if draft.logprobs.is_empty() {
+            self.generator.count(&draft.text)
+        } else {
+            draft.logprobs.len()
+        };
+        let mut outcome = self
+            .deliver_or_escalate(
+                patient,
+                question,
+                (assessment, for_doctor),
+                language,
+                reasons,
+                told_review,
+                draft_text,
+                progress,
+            )
+            .await?;
+        if tokens > 0 && writing_took > std::time::Duration::ZERO {
+            outcome.tokens_per_second = Some(tokens as f64 / writing_took.as_secs_f64());
+        }
+        Ok(outcome)
     }
 
     /// Delivers a checked draft when nothing calls for review, or opens the escalation.
@@ -705,6 +728,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             assessment,
             language,
             reply,
+            tokens_per_second: None,
         })
     }
 
@@ -751,6 +775,7 @@ impl<G: Generator, S: ServiceStore, C: Clock> ConsultationService<G, S, C> {
             assessment,
             language,
             reply: Reply::Emergency { text: advice },
+            tokens_per_second: None,
         }
     }
 
@@ -911,6 +936,7 @@ fn superseded(assessment: Assessment, language: Language) -> Outcome {
         assessment,
         language,
         reply: Reply::Superseded,
+        tokens_per_second: None,
     }
 }
 

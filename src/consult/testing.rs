@@ -68,6 +68,8 @@ pub struct ScriptedGenerator {
     context_tokens: usize,
     piece_delay: Option<std::time::Duration>,
     cancelled: std::sync::Arc<AtomicUsize>,
+    /// What [`Generator::health`] reports; `None` while healthy.
+    broken: Mutex<Option<String>>,
 }
 
 impl ScriptedGenerator {
@@ -80,7 +82,13 @@ impl ScriptedGenerator {
             context_tokens: 4096,
             piece_delay: None,
             cancelled: std::sync::Arc::default(),
+            broken: Mutex::new(None),
         }
+    }
+
+    /// Makes the health check fail with `reason` (`None`: healthy again).
+    pub fn set_broken(&self, reason: Option<&str>) {
+        *self.broken.lock().expect("not poisoned") = reason.map(str::to_owned);
     }
 
     pub fn with_context_tokens(mut self, tokens: usize) -> Self {
@@ -137,6 +145,13 @@ impl TokenCounter for ScriptedGenerator {
 impl Generator for ScriptedGenerator {
     fn context_tokens(&self) -> usize {
         self.context_tokens
+    }
+
+    fn health(&self) -> Result<(), String> {
+        match self.broken.lock().expect("not poisoned").as_ref() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
     }
 
     async fn generate(

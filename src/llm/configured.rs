@@ -60,6 +60,13 @@ impl Generator for ConfiguredGenerator {
         }
     }
 
+    fn health(&self) -> Result<(), String> {
+        match self {
+            Self::Local(g) => g.health(),
+            Self::Remote(g) => g.health(),
+        }
+    }
+
     async fn prepare_counts(&self, texts: Vec<String>) {
         match self {
             Self::Local(g) => g.prepare_counts(texts).await,

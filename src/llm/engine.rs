@@ -256,6 +256,11 @@ impl Engine {
     }
 
     /// Tokens the model can attend to (prompt plus answer).
+    /// Whether the engine's thread still takes requests (it ends only by a panic or shutdown).
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     pub fn context_length(&self) -> usize {
         self.context_length
     }

@@ -80,6 +80,14 @@ impl Generator for EngineGenerator {
         self.engine.context_length()
     }
 
+    fn health(&self) -> Result<(), String> {
+        if self.engine.is_running() {
+            Ok(())
+        } else {
+            Err("the model's thread has stopped".into())
+        }
+    }
+
     async fn generate(
         &self,
         prompt: Vec<PromptMessage>,

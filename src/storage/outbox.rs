@@ -147,6 +147,21 @@ pub(crate) async fn insert_outbox(
 }
 
 impl Store {
+    /// Rows waiting to be sent (neither sent nor dropped), for the metrics.
+    pub async fn outbox_backlog(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Whether the database answers at all, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Queues a notice about `patient` for the doctors.
     pub async fn enqueue_doctor_notice(
         &self,

@@ -125,10 +125,13 @@ async fn decide<G: Generator>(
     verdict: Verdict,
 ) -> anyhow::Result<String> {
     let answer = match context.desk.decide(id, doctor, verdict).await {
-        Ok(status) => format!(
-            "Done: {}. The patient has been sent the answer.",
-            status.as_str()
-        ),
+        Ok(status) => {
+            context.metrics.decided(status.as_str(), 1);
+            format!(
+                "Done: {}. The patient has been sent the answer.",
+                status.as_str()
+            )
+        }
         Err(DecideError::AlreadyDecided(status)) => {
             format!(
                 "Already decided ({}); nothing was changed.",

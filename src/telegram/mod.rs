@@ -6,7 +6,9 @@
 //! message is never queued behind the model; every other reply goes through the outbox.
 
 mod doctors;
+mod health;
 mod meds;
+pub mod metrics;
 mod patients;
 mod polling;
 mod sender;
@@ -53,6 +55,8 @@ pub struct BotContext<G> {
     held: Mutex<std::collections::BTreeSet<i64>>,
     /// Signalled when a held update is stored.
     stored: Notify,
+    /// What operators see on `/metrics`.
+    pub metrics: Arc<metrics::BotMetrics>,
 }
 
 /// An update in its chat's lane.
@@ -61,6 +65,8 @@ struct Arrived {
     /// The emergency advice sent on arrival, if the message was one: whether it reached the
     /// patient (if not, the outbox sends it).
     advised: Option<JoinHandle<bool>>,
+    /// When it arrived: patients' waiting times are measured from here.
+    at: tokio::time::Instant,
 }
 
 impl<G: Generator> BotContext<G> {
@@ -90,7 +96,13 @@ impl<G: Generator> BotContext<G> {
             work: TaskTracker::new(),
             held: Mutex::default(),
             stored: Notify::new(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Updates received and not yet in the inbox.
+    pub fn updates_waiting(&self) -> usize {
+        self.held.lock().expect("not poisoned").len()
     }
 
     /// Assesses with this clinical knowledge instead of the built-in set.
@@ -109,6 +121,12 @@ impl<G: Generator> BotContext<G> {
     /// Where an update arrives: triaged at once, then queued in its chat's lane. Returns without
     /// waiting for anything, so the next update is triaged on arrival too.
     fn arrive(self: &Arc<Self>, bot: Bot, update: Update) {
+        self.metrics.update_received(match &update.kind {
+            UpdateKind::Message(_) => "message",
+            UpdateKind::EditedMessage(_) => "edited_message",
+            UpdateKind::CallbackQuery(_) => "callback_query",
+            _ => "other",
+        });
         let advised = patients::emergency_on_arrival(self, &update).map(|(chat, advice)| {
             let bot = bot.clone();
             tokio::spawn(async move { patients::send_now(&bot, chat, &advice).await })
@@ -118,7 +136,11 @@ impl<G: Generator> BotContext<G> {
             .lock()
             .expect("not poisoned")
             .insert(i64::from(update.id.0));
-        let mut item = Arrived { update, advised };
+        let mut item = Arrived {
+            update,
+            advised,
+            at: tokio::time::Instant::now(),
+        };
         let mut lanes = self.lanes.lock().expect("not poisoned");
         if let Some(lane) = lanes.get(&key) {
             match lane.send(item) {
@@ -165,7 +187,11 @@ impl<G: Generator> BotContext<G> {
     /// Handles one update, once: recorded in the inbox first (retried, in order, while the
     /// database is down), marked handled when its replies are queued or its answer is under way.
     async fn handle(self: &Arc<Self>, bot: &Bot, arrived: Arrived) {
-        let Arrived { update, advised } = arrived;
+        let Arrived {
+            update,
+            advised,
+            at,
+        } = arrived;
         let update_id = i64::from(update.id.0);
         let mut wait = Duration::from_millis(500);
         loop {
@@ -177,6 +203,7 @@ impl<G: Generator> BotContext<G> {
             match received {
                 Ok(UpdateReceipt::AlreadyHandled) => {
                     tracing::info!(update_id, "update already handled; skipped");
+                    self.metrics.update_handled("duplicate");
                     return;
                 }
                 Ok(UpdateReceipt::Handle) => break,
@@ -192,7 +219,7 @@ impl<G: Generator> BotContext<G> {
                 doctors::on_group_message(self, bot, &message).await
             }
             UpdateKind::Message(message) if message.chat.is_private() => {
-                patients::on_message(self, bot, &message, advised).await
+                patients::on_message(self, bot, &message, advised, at).await
             }
             UpdateKind::EditedMessage(message) if message.chat.is_private() => {
                 patients::on_edited_message(self, &message).await
@@ -202,11 +229,17 @@ impl<G: Generator> BotContext<G> {
         };
         match result {
             Ok(()) => {
+                self.metrics.update_handled("ok");
                 if let Err(e) = self.store.finish_update(update_id).await {
                     tracing::error!(update_id, error = %e, "could not mark the update handled");
+                    self.metrics.error("inbox");
                 }
             }
-            Err(e) => tracing::error!(update_id, error = format!("{e:#}"), "update failed"),
+            Err(e) => {
+                tracing::error!(update_id, error = format!("{e:#}"), "update failed");
+                self.metrics.update_handled("failed");
+                self.metrics.error("update");
+            }
         }
         self.outbox_ready.notify_one();
     }
@@ -264,6 +297,7 @@ async fn recover<G: Generator>(context: &Arc<BotContext<G>>, bot: &Bot) {
                     bot,
                     ChatId(chat.0),
                     patients::Work::Resume(patient),
+                    None,
                 )
                 .await
             }
@@ -318,6 +352,18 @@ impl RunningBot {
     /// lives on and answers no one.
     pub async fn ended(&mut self) -> String {
         self.tasks.ended().await
+    }
+
+    /// Serves `/healthz` and `/metrics` on `listener` (`METRICS_LISTEN`) until the bot stops; a
+    /// supervised task like the others.
+    pub fn serve_health<G: Generator>(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        context: Arc<BotContext<G>>,
+    ) {
+        let stopped = self.stop.subscribe();
+        self.tasks
+            .spawn("health endpoint", health::serve(listener, context, stopped));
     }
 
     /// Stops everything at once, work in hand included (what a crash would do; tests use it).
@@ -411,7 +457,8 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
         context.store.clone(),
         context.doctor_chat,
         context.outbox_ready.clone(),
-    );
+    )
+    .with_metrics(context.metrics.clone());
     tasks.spawn("outbox sender", sender.run(stopped.clone()));
 
     let mut stopped = stopped;
@@ -426,9 +473,13 @@ pub fn start<G: Generator>(bot: Bot, context: Arc<BotContext<G>>) -> RunningBot 
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(expired = n, "escalations expired without a decision");
+                    context.metrics.decided("expired", n as u64);
                     context.outbox_ready.notify_one();
                 }
-                Err(e) => tracing::error!(error = %e, "could not expire escalations"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not expire escalations");
+                    context.metrics.error("expiry");
+                }
             }
         }
     });

@@ -121,6 +121,7 @@ pub(super) async fn on_message<G: Generator>(
     bot: &Bot,
     message: &Message,
     advised: Option<tokio::task::JoinHandle<bool>>,
+    arrived: Instant,
 ) -> anyhow::Result<()> {
     let Some(user) = message.from.as_ref() else {
         return Ok(());
@@ -164,7 +165,17 @@ pub(super) async fn on_message<G: Generator>(
     match command.as_deref() {
         None => {
             let emergency = advised.is_some();
-            converse(context, bot, message.chat.id, patient, text, false, advised).await?;
+            converse(
+                context,
+                bot,
+                message.chat.id,
+                patient,
+                text,
+                false,
+                advised,
+                arrived,
+            )
+            .await?;
             // Not in an emergency: the advice must stand alone.
             if !emergency {
                 meds::offer(context, bot, message.chat.id, patient, text).await;
@@ -175,7 +186,17 @@ pub(super) async fn on_message<G: Generator>(
             meds::on_command(context, bot, message.chat.id, patient, language, rest).await
         }
         Some("doctor") if !rest.is_empty() => {
-            converse(context, bot, message.chat.id, patient, rest, true, advised).await
+            converse(
+                context,
+                bot,
+                message.chat.id,
+                patient,
+                rest,
+                true,
+                advised,
+                arrived,
+            )
+            .await
         }
         Some("doctor") => reply(context, patient, ui::doctor_requested(language), None).await,
         Some("new") => {
@@ -312,6 +333,7 @@ async fn send_history<G: Generator>(
 /// A patient's message through the consultation. Its quick half (triage, storing) runs here, in
 /// the chat's lane; the answer is written by a task of its own, so that the patient's next message
 /// is triaged at once and supersedes it.
+#[allow(clippy::too_many_arguments)]
 async fn converse<G: Generator>(
     context: &std::sync::Arc<BotContext<G>>,
     bot: &Bot,
@@ -320,25 +342,30 @@ async fn converse<G: Generator>(
     text: &str,
     for_doctor: bool,
     advised: Option<tokio::task::JoinHandle<bool>>,
+    arrived: Instant,
 ) -> anyhow::Result<()> {
     match context.service.receive(patient, text, for_doctor).await {
         Ok(Received::Answered(outcome)) => {
+            context.metrics.triaged(outcome.assessment.level);
             let delivered = match advised {
                 Some(sending) => sending.await.unwrap_or(false),
                 None => false,
             };
-            if delivered {
+            let result = if delivered {
                 Ok(())
             } else {
                 urgent_reply(context, patient, outcome.reply.text()).await
-            }
+            };
+            context.metrics.first_text(arrived.elapsed());
+            context.metrics.answered(arrived.elapsed());
+            result
         }
         Ok(Received::Stored(stored)) => {
             let context = std::sync::Arc::clone(context);
             let bot = bot.clone();
             context.clone().work.spawn(async move {
                 let patient = stored.patient();
-                if let Err(e) = answer(&context, &bot, chat, Work::Stored(stored)).await {
+                if let Err(e) = answer(&context, &bot, chat, Work::Stored(stored), Some(arrived)).await {
                     tracing::error!(patient = %patient.log_tag(), error = format!("{e:#}"), "the answer could not be queued");
                 }
             });
@@ -393,6 +420,20 @@ pub(super) async fn answer<G: Generator>(
     bot: &Bot,
     chat: ChatId,
     work: Work,
+    arrived: Option<Instant>,
+) -> anyhow::Result<()> {
+    context.metrics.answers_in_progress(1.0);
+    let result = write_answer(context, bot, chat, work, arrived).await;
+    context.metrics.answers_in_progress(-1.0);
+    result
+}
+
+async fn write_answer<G: Generator>(
+    context: &BotContext<G>,
+    bot: &Bot,
+    chat: ChatId,
+    work: Work,
+    arrived: Option<Instant>,
 ) -> anyhow::Result<()> {
     let (patient, language) = match &work {
         Work::Stored(stored) => (stored.patient(), stored.language()),
@@ -433,6 +474,24 @@ pub(super) async fn answer<G: Generator>(
     };
     drop(events);
     let progress = streamer.await.unwrap_or_default();
+    if let Ok(Some(outcome)) = &outcome
+        && !matches!(outcome.reply, Reply::Superseded)
+    {
+        let metrics = &context.metrics;
+        metrics.triaged(outcome.assessment.level);
+        if let Reply::UnderReview { reasons, .. } = &outcome.reply {
+            metrics.escalated(reasons);
+        }
+        if let Some(speed) = outcome.tokens_per_second {
+            metrics.generation_speed(speed);
+        }
+        if let Some(arrived) = arrived {
+            let now = Instant::now();
+            let first = progress.first_shown.unwrap_or(now).min(now);
+            metrics.first_text(first.saturating_duration_since(arrived));
+            metrics.answered(now.saturating_duration_since(arrived));
+        }
+    }
     // The outbox edits the streamed message: not sooner after the last progress edit than
     // Telegram allows.
     let after_last_edit = async {
@@ -469,6 +528,8 @@ pub(super) async fn answer<G: Generator>(
 
 #[derive(Default)]
 struct ProgressShown {
+    /// When the patient first saw something: a streamed draft or the review notice.
+    first_shown: Option<Instant>,
     /// The message that shows the streamed draft, if one was sent.
     message: Option<MessageId>,
     /// When that message was last sent or edited.
@@ -523,6 +584,7 @@ async fn show_progress(
                 Some(Shown::Partial(text)) if !reviewing => pending = Some(text),
                 Some(Shown::Review(notice)) => {
                     review.send(&notice).await;
+                    shown.first_shown.get_or_insert_with(Instant::now);
                     // Nothing more of the draft is shown; keep the typing indicator until the end.
                     pending = None;
                     reviewing = true;
@@ -548,6 +610,7 @@ async fn show_progress(
                     tracing::debug!(error = %e, "streamed draft not shown");
                 }
                 last_edit = Instant::now();
+                shown.first_shown.get_or_insert(last_edit);
                 shown.last_edit = Some(last_edit);
             }
         }

@@ -176,6 +176,7 @@ struct Delivery {
     /// Rows handed to a lane and not yet finished: a row whose lease ran out while its lane was
     /// busy is not queued twice.
     queued: Mutex<HashSet<i64>>,
+    metrics: Arc<super::metrics::BotMetrics>,
 }
 
 /// Whose messages a lane carries.
@@ -208,9 +209,18 @@ impl OutboxSender {
                 doctor_chat,
                 limiter: Mutex::default(),
                 queued: Mutex::default(),
+                metrics: Arc::default(),
             }),
             ready,
         }
+    }
+
+    /// Counts 429s and failed sends in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<super::metrics::BotMetrics>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.metrics = metrics;
+        }
+        self
     }
 
     /// Delivers until `stopped` turns true, waking when something is queued.
@@ -319,6 +329,7 @@ impl Delivery {
         let outcome = match result {
             Ok(message) => self.store.mark_outbox_sent(id, message).await,
             Err(Failure::RetryAfter(chat, wait)) => {
+                self.metrics.rate_limited();
                 tracing::warn!(
                     outbox = id,
                     wait_s = wait.as_secs_f64(),
@@ -332,10 +343,12 @@ impl Delivery {
             }
             Err(Failure::RateLimited(wait)) => self.postpone(id, wait, "rate limit").await,
             Err(Failure::Permanent(reason)) => {
+                self.metrics.error("outbox_dropped");
                 tracing::error!(outbox = id, kind = kind.as_str(), %reason, "Telegram refused it for good; recorded as dropped");
                 self.store.mark_outbox_dropped(id, &reason).await
             }
             Err(Failure::Transient(reason)) => {
+                self.metrics.error("outbox_send");
                 let wait =
                     Duration::from_secs(2u64.saturating_pow(item.attempts.clamp(1, 8) as u32));
                 tracing::warn!(outbox = id, kind = kind.as_str(), %reason, "delivery failed; will retry");

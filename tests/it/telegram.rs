@@ -71,6 +71,17 @@ fn launch<G: medbot::consult::Generator>(
     key_byte: u8,
     generator: Arc<G>,
 ) -> tokio::runtime::Runtime {
+    launch_serving(fake, url, key_byte, generator, None)
+}
+
+/// As [`launch`], serving `/healthz` and `/metrics` on `health` (as `METRICS_LISTEN` does).
+fn launch_serving<G: medbot::consult::Generator>(
+    fake: &FakeTelegram,
+    url: &medbot::config::DatabaseUrl,
+    key_byte: u8,
+    generator: Arc<G>,
+    health: Option<std::net::TcpListener>,
+) -> tokio::runtime::Runtime {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,7 +111,12 @@ fn launch<G: medbot::consult::Generator>(
             None,
             &settings,
         ));
-        let _running: RunningBot = telegram::start(telegram::bot(&settings), context);
+        let mut running: RunningBot = telegram::start(telegram::bot(&settings), context.clone());
+        if let Some(listener) = health {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            running.serve_health(listener, context);
+        }
         std::future::pending::<()>().await;
     });
     runtime
@@ -1664,4 +1680,149 @@ async fn a_message_that_names_a_medicine_and_an_allergy_offers_to_save_them_with
     bot.fake.press(other, &offer, "meds:no");
     bot.wait_text(other, "未保存").await;
     assert!(medication_names(&bot, other).await.is_empty());
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The value of one sample line (`name{labels} value`) in Prometheus text, 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn healthz_names_what_is_down_and_metrics_count_the_traffic() {
+    let t = test_store(148).await;
+    let proxy = PgOutage::start(&t.url).await;
+    let fake = FakeTelegram::start().await;
+    let generator = Arc::new(ScriptedGenerator::new(ANSWER));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let runtime = launch_serving(
+        &fake,
+        &proxy.url.clone(),
+        148,
+        generator.clone(),
+        Some(listener),
+    );
+    let bot = BotUnderTest {
+        fake,
+        t,
+        key_byte: 148,
+        generator,
+        runtime: Some(runtime),
+    };
+    let patient = 9160;
+    bot.consent(patient).await;
+    bot.fake
+        .patient_says(patient, "I have had a sore throat since yesterday");
+    bot.wait_text(patient, ANSWER).await;
+    bot.fake
+        .patient_says(patient, "Can I take ibuprofen for it?");
+    let card = bot.card("Can I take ibuprofen for it?").await;
+    bot.fake.press(DOCTOR, &card, &card_data(&card, "Approve"));
+    bot.wait_text(patient, "Reviewed and approved by a doctor")
+        .await;
+    bot.fake.patient_says(patient, CHEST);
+    bot.wait_text(patient, ADVICE).await;
+
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        let (status, metrics) = get(&format!("{base}/metrics")).await;
+        assert_eq!(status, 200);
+        if sample(&metrics, "medbot_updates_handled_total{outcome=\"ok\"}") >= 6.0
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // /start, three messages, the consent press and the doctor's press.
+    assert_eq!(
+        sample(&metrics, "medbot_updates_received_total{kind=\"message\"}"),
+        4.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "medbot_updates_received_total{kind=\"callback_query\"}"
+        ),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "medbot_updates_handled_total{outcome=\"ok\"}"),
+        6.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "medbot_triage_total{level=\"emergency\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "medbot_escalations_total{reason=\"medication_question\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "medbot_escalation_outcomes_total{outcome=\"approved\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "medbot_first_text_seconds_count"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "medbot_answer_seconds_count"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "medbot_answers_in_progress"),
+        0.0,
+        "{metrics}"
+    );
+    assert!(metrics.contains("medbot_outbox_backlog "), "{metrics}");
+    assert!(
+        sample(&metrics, "medbot_generation_tokens_per_second_count") >= 1.0,
+        "{metrics}"
+    );
+
+    bot.generator
+        .set_broken(Some("the model's thread has stopped"));
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("generator: the model's thread has stopped"),
+        "{body}"
+    );
+    bot.generator.set_broken(None);
+    proxy.set_up(false);
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 503);
+    assert!(body.starts_with("database: "), "{body}");
+    proxy.set_up(true);
 }

@@ -472,6 +472,14 @@ impl Generator for RemoteGenerator {
         self.inner.context_tokens
     }
 
+    fn health(&self) -> Result<(), String> {
+        if self.inner.breaker.allows() {
+            Ok(())
+        } else {
+            Err("the inference server failed several times in a row (circuit open)".into())
+        }
+    }
+
     fn knows_confidence(&self) -> bool {
         self.inner.logprobs
     }
