@@ -147,6 +147,16 @@ static LONG_LASTING: LazyLock<Phrases> = LazyLock::new(|| {
         "慢性",
     ])
 });
+/// Findings only one sex can have, which settle the patient's sex whatever else the text says.
+const MALE_ANATOMY: &[&str] = &[
+    "testicular_pain",
+    "scrotal_swelling",
+    "high_riding_testis",
+    "testicular_lump",
+    "penile_redness_or_soreness",
+];
+const FEMALE_ANATOMY: &[&str] = &["vaginal_bleeding", "vaginal_discharge", "vaginal_dryness"];
+
 /// "I" and "my": the patient is talking about themselves, so "my wife" says nothing of their sex.
 static RELATIVE: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
@@ -175,6 +185,16 @@ impl Findings {
             })
             .collect();
         let measurements = Measurements::of(&text.normalized);
+        // The body says more than the pronouns: "pain in my left ball ... don't want to tell my
+        // mum" is a boy writing.
+        let has = |ids: &[&str]| {
+            ids.iter().any(|id| {
+                knowledge
+                    .finding(id)
+                    .is_some_and(|i| mentions[i] == Mention::Present)
+            })
+        };
+        let (male_body, female_body) = (has(MALE_ANATOMY), has(FEMALE_ANATOMY));
         let mut set = |id: &str, mention: Mention| {
             if let Some(i) = knowledge.finding(id)
                 && mention > mentions[i]
@@ -187,7 +207,12 @@ impl Findings {
         // Sex from words counts only when the text points one way; a spouse mentioned in passing
         // says nothing about the writer.
         let spouse = RELATIVE.found_in(&text);
-        let (male, female) = (MALE.found_in(&text), FEMALE.found_in(&text));
+        let (mut male, mut female) = (MALE.found_in(&text), FEMALE.found_in(&text));
+        if male_body {
+            (male, female) = (true, false);
+        } else if female_body {
+            (male, female) = (false, true);
+        }
         if pregnant == Mention::Present || (female && !male && !spouse) {
             set("female", Mention::Present);
         } else if male && !female && !spouse {
@@ -351,6 +376,16 @@ mod tests {
 
     fn mention(k: &ClinicalKnowledge, messages: &[&str], id: &str) -> Mention {
         Findings::of_topic(k, messages.iter().copied()).mention(k.finding(id).unwrap())
+    }
+
+    #[test]
+    fn anatomy_settles_the_patients_sex_over_pronouns() {
+        let k = ClinicalKnowledge::builtin();
+        let said = |text: &str, id: &str| mention(&k, &[text], id);
+        let text = "really bad pain in my left ball, swollen, dont want to tell my mum";
+        assert_eq!(said(text, "male"), Mention::Present);
+        assert_ne!(said(text, "female"), Mention::Present);
+        assert_eq!(said("my mum has chest pain", "female"), Mention::Present);
     }
 
     #[test]

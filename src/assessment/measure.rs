@@ -323,6 +323,17 @@ impl Measurements {
             if after.starts_with("old") || after.starts_with('大') {
                 continue;
             }
+            // Nor is a pregnancy's length ("36 weeks pregnant", "孕32周", "32 weeks gestation").
+            let before_match = &text[..c.get(0).map_or(0, |m| m.start())];
+            if after.starts_with("pregnant")
+                || after.starts_with("gestation")
+                || after.starts_with("of pregnancy")
+                || before_match.ends_with('孕')
+                || before_match.ends_with("怀孕")
+                || before_match.ends_with("孕期")
+            {
+                continue;
+            }
             let before = &text[..c.get(0).map_or(0, |m| m.start())];
             if CHILD_AGE_ZH
                 .find_iter(text)
@@ -399,6 +410,12 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(of("coughing for three weeks").duration_days, Some(21.0));
+        // A pregnancy's length is not how long a symptom has lasted.
+        assert_eq!(
+            of("36 weeks pregnant, hardly felt him move").duration_days,
+            None
+        );
+        assert_eq!(of("孕32周，胎动少").duration_days, None);
         assert_eq!(of("a 3-year-old").duration_days, None);
     }
 

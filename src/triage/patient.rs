@@ -106,6 +106,10 @@ phrases! {SUICIDE_PLAN, [
     "cant do this anymore", "cant go on", "cant take it anymore", "take them all", "saved up ~ pills",
     "saving up ~ pills", "stockpil*", "say* goodbye", "goodbye note", "suicide note", "going to jump",
     "no point ~ living", "no point going on", "end things", "not be here tomorrow",
+    "saving ~ tablets", "saved ~ tablets", "saving up ~ tablets", "stash* ~ tablets", "stash* ~ pills",
+    "tonight is the night", "written ~ letters", "letters ~ for ~ kids", "letter* ~ to ~ family",
+    "want it all to stop", "make it all stop", "want everything to stop", "no way out",
+    "plan to ~ end it", "planned ~ how", "存~安眠药", "存了~药", "不想拖累", "最后一面",
     "撑不下去", "活着没意义", "结束这一切", "不想~撑下去", "攒了", "安眠药~准备好", "信~写好了", "活着没有意义", "攒了~药", "不想再活", "写好了遗书", "遗书", "跳楼", "了结",
 ]}
 phrases! {SWEATY_OR_GREY, [
@@ -138,6 +142,11 @@ phrases! {BACK_PAIN, [
 // legs affected.
 phrases! {CAUDA_EQUINA_SIGNS, [
     "saddle", "numb ~ wipe", "wipe ~ numb", "between ~ legs ~ numb", "numb ~ between ~ legs",
+    "cant feel ~ toilet paper", "cant feel ~ wip*", "toilet paper ~ cant feel", "feel ~ when ~ wip*",
+    "reduced sensation ~ perianal", "perianal ~ sensation", "perianal ~ anaesthesia",
+    "strain* ~ to pass urine", "strain* ~ to wee", "strain* ~ to pee", "leaking ~ urine",
+    "episode of leaking", "leaked ~ urine", "down both legs", "both legs", "ankle reflexes absent",
+    "擦屁股~没感觉", "擦屁股~感觉不到", "排尿~费劲", "排尿困难", "尿~解不出", "两条腿~都",
     "numb ~ bum", "bum ~ numb", "numb ~ groin", "groin ~ numb", "perianal ~ numb*", "perineal ~ numb*",
     "cant pee", "havent ~ able to pee", "unable to pass urine", "cant pass urine", "not passed urine",
     "retention", "lost control ~ bladder", "wet myself", "incontinen*", "both legs ~ numb",
@@ -151,6 +160,7 @@ phrases! {COPD, [
 ]}
 phrases! {CHILD_WORDS, [
     "toddler", "child", "kid", "preschooler", "infant", "baby", "婴儿", "宝宝", "幼儿", "小孩", "孩子",
+    "孙子", "孙女", "外孙", "小朋友",
 ]}
 phrases! {SEIZURE, [
     "seizure*", "seizing", "convuls*", "fitting", "having a fit", "epileptic fit",
@@ -173,6 +183,23 @@ phrases! {OVERDOSE, [
     "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池",
     "吃了~好多~药", "吃了~很多~药", "好多药", "吃了~一盒", "吃了~一瓶",
 ]}
+// Anticoagulants and antiplatelets: a head injury on them is a CT now (NICE NG232).
+phrases! {BLOOD_THINNER, [
+    "warfarin", "coumadin", "apixaban", "eliquis", "rivaroxaban", "xarelto", "edoxaban", "dabigatran",
+    "pradaxa", "blood thinner*", "anticoagula*", "clopidogrel", "华法林", "抗凝", "利伐沙班", "阿哌沙班",
+    "达比加群", "氯吡格雷",
+]}
+phrases! {VOMITED, ["vomit*", "threw up", "throwing up", "been sick", "吐了", "呕吐"]}
+// A child who got at medicines (not their own): a poisons emergency however well they look.
+phrases! {CHILD_GOT_MEDICINE, [
+    "got into ~ tablets", "got into ~ pills", "got into ~ medicine*", "got hold of ~ tablets",
+    "got hold of ~ pills", "swallowed ~ tablet*", "swallowed ~ pill*", "ate ~ tablet*", "ate ~ pill*",
+    "eaten ~ tablet*", "eaten ~ pill*", "chewing ~ tablet*", "chewed ~ tablet*", "found ~ tablets",
+    "翻出来", "误吞", "吃了~药片", "少了~片", "少了~粒", "偷吃~药", "吃了~奶奶的药", "吃了~爷爷的药",
+]}
+// Tablets taken of a stated count without the word next to it: "took some of her mum's tablets",
+// then "she's had about 15".
+phrases! {TABLET_WORDS, ["tablets", "pills", "tabs", "capsules", "药片", "药"]}
 phrases! {THUNDERCLAP, [
     "worst headache", "thunderclap", "worst ~ headache of my life", "head ~ explod*",
     "hit by ~ bat", "最厉害的头痛", "最严重的头痛", "头~要炸", "头~炸裂", "从来没有这么疼",
@@ -253,6 +280,7 @@ phrases! {DEHYDRATION, [
 phrases! {HEAD_INJURY, [
     "hit ~ head", "bumped ~ head", "banged ~ head", "head injury", "fell ~ on ~ head",
     "concussion", "撞到头", "摔到头", "头部~受伤", "头~撞", "脑震荡",
+    "磕~头", "头~磕", "后脑~磕", "脑袋~磕", "磕~后脑", "磕~脑袋", "摔~后脑", "头~摔",
     "knocked ~ head", "smacked ~ head", "whacked ~ head",
 ]}
 phrases! {CONFUSION, [
@@ -496,10 +524,14 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         RedFlag::AcuteLimbIschaemia,
         f.has(&COLD_PALE_LIMB) && (f.has(&LIMB_DEFICIT) || f.has(&SUDDEN) || f.has(&SEVERE)),
     );
+    let child = f.has(&CHILD_WORDS) || f.measured.age_years.is_some_and(|a| a < 12.0);
     rule(
         Emergency,
         RedFlag::OverdoseOrPoisoning,
-        f.has(&OVERDOSE) || f.texts.iter().any(|t| tablets_taken(&t.normalized) >= 10),
+        f.has(&OVERDOSE)
+            || f.texts.iter().any(|t| tablets_taken(&t.normalized) >= 10)
+            || (f.has(&TABLET_WORDS) && f.texts.iter().any(|t| about_count(&t.normalized) >= 10))
+            || (child && f.has(&CHILD_GOT_MEDICINE)),
     );
     rule(
         Emergency,
@@ -543,6 +575,12 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         Urgent,
         RedFlag::PersistentVomitingOrDehydration,
         f.has(&VOMITING_PERSISTENT) || f.has(&DEHYDRATION),
+    );
+    // NICE NG232: a head injury on anticoagulants, or with vomiting since, needs a CT now.
+    rule(
+        Emergency,
+        RedFlag::HeadInjury,
+        f.has(&HEAD_INJURY) && (f.has(&BLOOD_THINNER) || f.has(&VOMITED)),
     );
     rule(Urgent, RedFlag::HeadInjury, f.has(&HEAD_INJURY));
     rule(Urgent, RedFlag::Confusion, f.has(&CONFUSION));
@@ -767,6 +805,21 @@ static TABLETS_TAKEN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+static ABOUT_COUNT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:took|taken|swallowed|had|吃了|吞了|服了)\s*(?:about|around|over|maybe|like|roughly|约|大概|差不多)\s*(\d{1,3})\b")
+        .expect("valid regex")
+});
+
+/// A count given with "about" after a verb of taking ("she's had about 15"), for when the tablets
+/// were named in another sentence.
+fn about_count(normalized: &str) -> u32 {
+    ABOUT_COUNT
+        .captures_iter(normalized)
+        .filter_map(|c| c[1].parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 /// The number of tablets someone says were taken at once ("took 32 x 500 mg paracetamol tablets").
 fn tablets_taken(normalized: &str) -> u32 {
     TABLETS_TAKEN
@@ -811,6 +864,53 @@ mod tests {
         ] {
             assert_eq!(assess(text).level, TriageLevel::Emergency, "{text}");
         }
+    }
+
+    /// Emergencies written as people write them, not as the rules were first phrased.
+    #[test]
+    fn emergencies_in_other_peoples_words() {
+        let topic = |messages: &[&str]| {
+            red_flags(messages)
+                .first()
+                .map_or(TriageLevel::SelfCare, |(l, _)| *l)
+        };
+        for messages in [
+            &[
+                "ive been saving my tablets up for a few weeks and i think tonight is the night. ive written letters for my kids",
+            ][..],
+            &[
+                "3 weeks of low back pain down both legs, now he cannot feel the toilet paper when wiping and strains to pass urine",
+            ],
+            &["我爸早上滑了一跤，后脑勺磕在瓷砖上", "他80了，一直吃华法林"],
+            &["he banged his head on the cupboard and has vomited twice since"],
+            &["我家小孙子3岁，把奶奶的降糖药翻出来了，少了大概3片"],
+            &["my toddler got into the dishwasher tablets"],
+            &[
+                "my mate has taken some of her mums tablets after a row",
+                "box says amitriptyline, shes had about 15 i think",
+            ],
+        ] {
+            assert_eq!(topic(messages), TriageLevel::Emergency, "{messages:?}");
+        }
+    }
+
+    #[test]
+    fn a_denial_of_thoughts_covers_the_rest_of_the_clause() {
+        for text in [
+            "Asked directly: denies any thoughts of self-harm or suicide, no previous attempts",
+            "im not having any thoughts of hurting myself or the baby",
+            "no intention of acting on it and no thoughts of ending my life",
+        ] {
+            let a = assess(text);
+            assert!(
+                !a.reasons.contains(&"suicidal_thoughts_or_self_harm"),
+                "{text}: {:?}",
+                a.reasons
+            );
+        }
+        // A denial of something else does not reach a stated wish to die.
+        let a = assess("no one knows i have thoughts of killing myself");
+        assert_eq!(a.level, TriageLevel::Emergency, "{:?}", a.reasons);
     }
 
     #[test]

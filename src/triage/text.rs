@@ -437,10 +437,31 @@ fn match_words(parts: &[(WordPattern, bool)], words: &[String], start: usize) ->
     Some(at)
 }
 
+/// Words a denial reaches the end of the clause through: "denies any thoughts of self-harm or
+/// suicide", "not having any thoughts of hurting myself", "no intention of acting on it".
+const DENIED_THOUGHTS: &[&str] = &[
+    "thoughts",
+    "thought",
+    "ideation",
+    "ideas",
+    "intent",
+    "intention",
+    "intentions",
+    "plans",
+    "plan",
+];
+
 fn negated_words(words: &[String], start: usize, end: usize) -> bool {
     let before = &words[start.saturating_sub(NEGATION_WINDOW)..start];
     let after = &words[end..(end + NEGATION_WINDOW).min(words.len())];
-    before.iter().any(|w| NEGATION_BEFORE.contains(&w.as_str()))
+    let denied_thoughts = words[..start].iter().enumerate().any(|(i, w)| {
+        DENIED_THOUGHTS.contains(&w.as_str())
+            && words[i.saturating_sub(3)..i]
+                .iter()
+                .any(|c| NEGATION_BEFORE.contains(&c.as_str()))
+    });
+    denied_thoughts
+        || before.iter().any(|w| NEGATION_BEFORE.contains(&w.as_str()))
         || after.iter().any(|w| NEGATION_AFTER.contains(&w.as_str()))
         || after
             .windows(2)
