@@ -323,8 +323,16 @@ impl Measurements {
             if after.starts_with("old") || after.starts_with('大') {
                 continue;
             }
-            // Nor is a pregnancy's length ("36 weeks pregnant", "孕32周", "32 weeks gestation").
+            // Nor is a pregnancy's length ("36 weeks pregnant", "孕32周", "32 weeks gestation"),
+            // nor a baby's age written without "old" ("baby 7 months, red cheeks").
             let before_match = &text[..c.get(0).map_or(0, |m| m.start())];
+            let said_of = before_match.trim_end();
+            if ["baby", "babys", "son", "daughter", "infant", "boy", "girl"]
+                .iter()
+                .any(|w| said_of.ends_with(w))
+            {
+                continue;
+            }
             if after.starts_with("pregnant")
                 || after.starts_with("gestation")
                 || after.starts_with("of pregnancy")
@@ -416,6 +424,7 @@ mod tests {
             None
         );
         assert_eq!(of("孕32周，胎动少").duration_days, None);
+        assert_eq!(of("baby 7 months red cheeks dribbling").duration_days, None);
         assert_eq!(of("a 3-year-old").duration_days, None);
     }
 

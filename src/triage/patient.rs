@@ -200,6 +200,11 @@ phrases! {CHILD_GOT_MEDICINE, [
 // Tablets taken of a stated count without the word next to it: "took some of her mum's tablets",
 // then "she's had about 15".
 phrases! {TABLET_WORDS, ["tablets", "pills", "tabs", "capsules", "药片", "药"]}
+phrases! {ASTHMA_KNOWN, [
+    "asthma*", "asthmatic", "inhaler", "salbutamol", "ventolin", "albuterol", "哮喘", "沙丁胺醇",
+    "万托林",
+]}
+phrases! {WHEEZE, ["wheez*", "喘鸣", "哮鸣", "嗓子~呼呼", "吱吱"]}
 phrases! {THUNDERCLAP, [
     "worst headache", "thunderclap", "worst ~ headache of my life", "head ~ explod*",
     "hit by ~ bat", "最厉害的头痛", "最严重的头痛", "头~要炸", "头~炸裂", "从来没有这么疼",
@@ -276,6 +281,11 @@ phrases! {DEHYDRATION, [
     "not peed", "havent peed", "no wet nappies", "no wet diapers", "very dry mouth",
     "no urine", "没有尿", "尿很少", "几乎不尿",
     "hasnt peed", "not weed", "hasnt weed", "no wees",
+    // Fewer wet nappies is the parents' measure of a child drying out (NICE NG84).
+    "only ~ wet nappies", "only ~ wet nappy", "only ~ wet diapers", "fewer wet nappies",
+    "less wet nappies", "fewer wet diapers", "dry nappies", "dry nappy", "nappies ~ dry",
+    "sunken eyes", "no tears", "peeing ~ much less", "weeing ~ much less", "passing ~ little urine",
+    "尿布~干", "尿~少了", "尿量~少", "哭~没有眼泪", "眼窝~凹陷",
 ]}
 phrases! {HEAD_INJURY, [
     "hit ~ head", "bumped ~ head", "banged ~ head", "head injury", "fell ~ on ~ head",
@@ -468,11 +478,17 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
     let stiff_neck = f.has(&STIFF_NECK);
     let long_lasting = f.duration_days.is_some_and(|d| d >= 14.0);
 
+    // Tightness with wheeze in someone with asthma is asthma (its own rules judge how bad), not
+    // cardiac pain with breathlessness; sweating, radiation or a crushing pain still are.
+    let asthma_tightness = f.has(&ASTHMA_KNOWN) && f.has(&WHEEZE);
     rule(
         Emergency,
         RedFlag::ChestPainWithDangerSigns,
         chest_pain
-            && (f.has(&CARDIAC_DANGER) || breathing_severe || breathing_difficulty || severe),
+            && (f.has(&CARDIAC_DANGER)
+                || breathing_severe
+                || (breathing_difficulty && !asthma_tightness)
+                || severe),
     );
     rule(Emergency, RedFlag::StrokeSigns, f.has(&STROKE));
     rule(
@@ -892,6 +908,22 @@ mod tests {
         ] {
             assert_eq!(topic(messages), TriageLevel::Emergency, "{messages:?}");
         }
+    }
+
+    #[test]
+    fn asthma_tightness_is_not_cardiac_and_fewer_wet_nappies_is_dehydration() {
+        let a = assess(
+            "known asthmatic, wheeze and chest tightness since a cold, salbutamol helps a bit",
+        );
+        assert_ne!(a.level, TriageLevel::Emergency, "{:?}", a.reasons);
+        let a = assess("known asthmatic, chest tightness spreading to my left arm and sweating");
+        assert_eq!(a.level, TriageLevel::Emergency, "{:?}", a.reasons);
+        let a = assess("my 18 month old has had the runs for 3 days, only 2 wet nappies today");
+        assert!(
+            a.reasons.contains(&"persistent_vomiting_or_dehydration"),
+            "{:?}",
+            a.reasons
+        );
     }
 
     #[test]
