@@ -118,7 +118,8 @@ static PREGNANT: LazyLock<Phrases> = LazyLock::new(|| {
         "妊娠",
         "停经~周",
         "验孕~阳性",
-        "两道杠",
+        "验孕~两道杠",
+        "试纸~两道杠",
         "测出~怀孕",
     ])
 });

@@ -88,7 +88,10 @@ phrases! {BLEEDING_HEAVY, [
     "大出血", "血止不住", "止不住血", "流血不止", "出血不止", "血流不止", "流了很多血", "出了很多血",
     "很多血", "大量出血", "吐血", "呕血", "喷血",
 ]}
-phrases! {BLEEDING, ["bleed*", "blood*", "spotting", "出血", "流血", "见红", "血"]}
+// Not a bare 血: it is in 血压, 血糖 and 血氧 too.
+phrases! {BLEEDING, [
+    "bleed*", "blood*", "spotting", "出血", "流血", "见红", "有血", "带血", "血块", "血丝", "一滩血",
+]}
 phrases! {UNCONSCIOUS, [
     "unconscious", "collapsed", "not waking", "hasnt woken", "not woken", "hasnt woke", "still not awake", "wont wake", "cant wake", "unresponsive", "no pulse",
     "not responding", "still out", "wont come round", "hasnt come round", "not come round",
@@ -182,9 +185,9 @@ phrases! {SUICIDE, [
 phrases! {OVERDOSE, [
     "overdos*", "took too many", "taken too many", "too many pills", "whole bottle",
     "whole packet", "whole box", "swallowed ~ bleach", "drank ~ bleach", "drank bleach",
-    "poison*", "swallowed ~ battery", "ate ~ pills", "swallowed ~ pills", "took ~ pills ~ all",
+    "swallowed ~ battery", "ate ~ pills", "swallowed ~ pills", "took ~ pills ~ all",
     "antifreeze", "pesticide", "weed killer", "carbon monoxide",
-    "吃了很多药", "吃了一整瓶", "一整瓶", "一整盒", "吃多了药", "药~过量", "服药过量", "中毒",
+    "吃了很多药", "吃了一整瓶", "一整瓶", "一整盒", "吃多了药", "药~过量", "服药过量",
     "误服", "误食", "农药", "吞了~药", "喝了~消毒", "吞了电池",
     "吃了~好多~药", "吃了~很多~药", "好多药", "吃了~一盒", "吃了~一瓶",
     "大半瓶", "吃了~半瓶", "一把~药", "吃了~一把",
@@ -195,7 +198,7 @@ phrases! {SHOULDER_TIP, [
     "shoulder tip", "tip of ~ shoulder", "shoulder-tip", "pain ~ shoulder", "肩膀~疼", "肩尖", "肩~痛",
 ]}
 phrases! {LATE_PERIOD, [
-    "period ~ late", "late period", "missed ~ period", "periods ~ stopped", "月经~推迟", "停经",
+    "period ~ late", "late period", "weeks late", "days late", "overdue ~ period", "missed ~ period", "periods ~ stopped", "月经~推迟", "停经",
     "月经~没来", "大姨妈~没来",
 ]}
 phrases! {DIZZY_OR_FAINT, ["dizzy", "faint*", "lightheaded", "light headed", "头晕", "晕倒", "眼前发黑"]}
@@ -203,6 +206,9 @@ phrases! {DIZZY_OR_FAINT, ["dizzy", "faint*", "lightheaded", "light headed", "�
 phrases! {FLOPPY_CHILD, [
     "floppy", "limp", "cant keep ~ awake", "wont wake", "hard to wake", "软绵绵", "浑身发软", "叫不醒",
 ]}
+// Poisoning, but not the "food poisoning" of a stomach bug.
+phrases! {POISONED, ["poison*", "中毒"]}
+phrases! {FOOD_POISONING, ["food poison*", "食物中毒", "吃坏肚子", "吃坏了"]}
 // Anticoagulants and antiplatelets: a head injury on them is a CT now (NICE NG232).
 phrases! {BLOOD_THINNER, [
     "warfarin", "coumadin", "apixaban", "eliquis", "rivaroxaban", "xarelto", "edoxaban", "dabigatran",
@@ -261,8 +267,8 @@ phrases! {NEWBORN, ["newborn*", "new born", "neonat*", "week old", "weeks old", 
 phrases! {PREGNANT, [
     "pregnan*", "expecting a baby", "weeks pregnant", "my bump", "怀孕", "孕妇", "孕期", "怀了", "有孕",
     "孕~周", "孕早期", "孕晚期", "positive pregnancy test", "pregnancy test ~ positive", "positive test",
-    "test ~ positive", "tested positive ~ pregnan*", "试纸~阳性", "两条杠",
-    "验孕~阳性", "两道杠", "测出~怀孕",
+    "tested positive ~ pregnan*", "验孕~试纸~阳性", "验孕~两条杠",
+    "验孕~阳性", "验孕~两道杠", "试纸~两道杠", "测出~怀孕",
     "waters ~ broke", "waters ~ broken", "waters have gone", "羊水破", "破水",
 ]}
 phrases! {ABDOMINAL_PAIN, [
@@ -579,6 +585,7 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         Emergency,
         RedFlag::OverdoseOrPoisoning,
         f.has(&OVERDOSE)
+            || (f.has(&POISONED) && !f.has(&FOOD_POISONING))
             || f.texts.iter().any(|t| tablets_taken(&t.normalized) >= 10)
             || (f.has(&TABLET_WORDS) && f.texts.iter().any(|t| about_count(&t.normalized) >= 10))
             || (child && f.has(&CHILD_GOT_MEDICINE)),
@@ -874,6 +881,11 @@ fn about_count(normalized: &str) -> u32 {
 fn tablets_taken(normalized: &str) -> u32 {
     TABLETS_TAKEN
         .captures_iter(normalized)
+        // The whole number: "took 400mg ibuprofen" is one dose, not 40 tablets.
+        .filter(|c| {
+            let end = c.get(1).map_or(0, |m| m.end());
+            !normalized[end..].starts_with(|ch: char| ch.is_ascii_digit())
+        })
         .filter_map(|c| c[1].parse().ok())
         .max()
         .unwrap_or(0)
@@ -969,6 +981,21 @@ mod tests {
             "{:?}",
             a.reasons
         );
+    }
+
+    /// Words that look like red flags and are not: food poisoning, one 400 mg dose, a positive
+    /// COVID antigen test (两道杠) with a pulse oximeter (血氧), a denied thought in Chinese.
+    #[test]
+    fn look_alikes_are_not_red_flags() {
+        for text in [
+            "think i have food poisoning, runny poo 5 times, keeping water down",
+            "kidney stone pain, took 400mg ibuprofen an hour ago and its a bit better",
+            "昨天开始嗓子疼，今天抗原测了两道杠，体温37.8度，血氧仪测的98",
+            "这半年总是担心各种事情，睡不着。没有想过伤害自己。",
+        ] {
+            let a = assess(text);
+            assert_ne!(a.level, TriageLevel::Emergency, "{text}: {:?}", a.reasons);
+        }
     }
 
     #[test]

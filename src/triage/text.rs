@@ -506,7 +506,18 @@ fn contains_chinese_negation(span: &[char]) -> bool {
     })
 }
 
+/// A denial of having thought of something, right before it: 没有想过伤害自己.
+const CHINESE_DENIED_THOUGHTS: &[&str] =
+    &["没有想过", "没想过", "从没想过", "从来没想过", "不曾想过"];
+
 fn negated_chinese(chars: &[char], start: usize, end: usize) -> bool {
+    let wider: String = chars[start.saturating_sub(6)..start].iter().collect();
+    if CHINESE_DENIED_THOUGHTS
+        .iter()
+        .any(|cue| wider.ends_with(cue))
+    {
+        return true;
+    }
     let before: String = chars[start.saturating_sub(3)..start].iter().collect();
     let after: String = chars[end..(end + 4).min(chars.len())].iter().collect();
     let negated_before = CHINESE_NEGATION_BEFORE.iter().any(|cue| {
