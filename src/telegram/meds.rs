@@ -28,32 +28,17 @@ pub(super) async fn on_command<G: Generator>(
 ) -> anyhow::Result<()> {
     let (verb, names) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let names = names.trim();
-    match verb.to_lowercase().as_str() {
+    let verb = verb.to_lowercase();
+    let adds = match verb.as_str() {
+        "add" | "take" | "添加" => Some(MedicationKind::Medicine),
+        "allergy" | "allergic" | "过敏" => Some(MedicationKind::Allergy),
+        _ => None,
+    };
+    if let Some(kind) = adds.filter(|_| !names.is_empty()) {
+        return add_typed(context, bot, chat, patient, language, kind, names).await;
+    }
+    match verb.as_str() {
         "" | "list" => send_list(context, bot, chat, patient, language).await,
-        "add" | "take" | "添加" if !names.is_empty() => {
-            add_typed(
-                context,
-                bot,
-                chat,
-                patient,
-                language,
-                MedicationKind::Medicine,
-                names,
-            )
-            .await
-        }
-        "allergy" | "allergic" | "过敏" if !names.is_empty() => {
-            add_typed(
-                context,
-                bot,
-                chat,
-                patient,
-                language,
-                MedicationKind::Allergy,
-                names,
-            )
-            .await
-        }
         "remove" | "delete" | "删除" if !names.is_empty() => {
             if context
                 .service

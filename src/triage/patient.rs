@@ -79,6 +79,12 @@ phrases! {STROKE, [
     "stroke", "sudden* ~ vision", "lost ~ vision", "cant see ~ eye", "blind ~ sudden*",
     "口齿不清", "说话不清", "说话含糊", "说不出话", "嘴歪", "口角歪", "半边~麻", "半边~无力",
     "一侧~无力", "一侧~麻", "一边~麻", "一边~没力", "中风", "脑卒中", "突然看不见", "突然失明",
+    // FAST in the words families use (Stroke Association; 中国卒中学会 "BE FAST").
+    "all jumbled", "jumbled up", "coming out ~ jumbled", "words ~ wrong", "talking gibberish",
+    "out of ~ side of ~ mouth", "side of ~ mouth ~ dribbl*", "dribbl* ~ side of", "mouth ~ droop*",
+    "lopsided", "face ~ dropped", "hand ~ feels heavy", "arm ~ feels heavy", "leg ~ feels heavy",
+    "arm ~ gone heavy", "heavy ~ one side", "嘴~歪", "脸~歪", "说话~含糊", "含含糊糊", "口齿~不清",
+    "拿不住", "筷子~掉", "一边~没劲", "手~没劲~一边", "胳膊~抬不起", "半身~不遂",
 ]}
 phrases! {BLEEDING_HEAVY, [
     "bleeding heavily", "heavy bleeding", "bleeding ~ wont stop", "wont stop bleeding",
@@ -205,6 +211,16 @@ phrases! {DIZZY_OR_FAINT, ["dizzy", "faint*", "lightheaded", "light headed", "�
 // A child who is floppy or cannot be kept awake (NICE NG143 red): always an emergency.
 phrases! {FLOPPY_CHILD, [
     "floppy", "limp", "cant keep ~ awake", "wont wake", "hard to wake", "软绵绵", "浑身发软", "叫不醒",
+    "叫不太醒", "很难叫醒", "叫~不太醒", "叫也叫不醒",
+]}
+// Something inhaled: choking that has passed can leave it in a bronchus (a cough or wheeze that
+// goes on after it is an emergency, NICE CKS choking).
+phrases! {CHOKED_ON, [
+    "choked on", "choking on", "inhaled ~ peanut", "breathed in ~ peanut", "swallowed ~ wrong way",
+    "went down ~ wrong way", "呛到", "呛着", "卡~气管", "误吸", "吸进~气管",
+]}
+phrases! {COUGH_OR_NOISE, [
+    "cough*", "wheez*", "whistl*", "noisy breathing", "咳", "喘", "呼哧",
 ]}
 // Poisoning, but not the "food poisoning" of a stomach bug.
 phrases! {POISONED, ["poison*", "中毒"]}
@@ -580,6 +596,11 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         Emergency,
         RedFlag::LossOfConsciousness,
         child && f.has(&FLOPPY_CHILD),
+    );
+    rule(
+        Emergency,
+        RedFlag::SevereBreathingDifficulty,
+        f.has(&CHOKED_ON) && f.has(&COUGH_OR_NOISE),
     );
     rule(
         Emergency,
@@ -961,6 +982,13 @@ mod tests {
             &[
                 "宝宝两岁，咳嗽像小狗叫",
                 "安静的时候吸气也有声音，肋骨那里一吸气就凹进去，嘴唇有点发青",
+            ],
+            &[
+                "his words started coming out all jumbled and his tea dribbled out the side of his mouth",
+            ],
+            &["我奶奶刚才突然嘴巴歪到一边，说话含含糊糊，右手筷子都拿不住"],
+            &[
+                "she choked on a grape an hour ago, now breathing ok but keeps coughing and whistles when breathing out",
             ],
         ] {
             assert_eq!(topic(messages), TriageLevel::Emergency, "{messages:?}");
