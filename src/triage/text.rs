@@ -189,8 +189,10 @@ fn continues_negated_list(piece: &str) -> bool {
         .filter(|w| !w.is_empty())
         .collect();
     let han = piece.chars().filter(|&c| is_han(c)).count();
+    // A Chinese item joined by 及/和/或 ("言语不清及视物重影") is two items, so it may be longer.
+    let joined = ["及", "和", "或"].iter().any(|c| piece.contains(c));
     words.len() <= 6
-        && han <= 8
+        && (han <= 8 || (joined && han <= 14))
         && !words.iter().any(|w| AFFIRMING_WORDS.contains(w))
         && !["有", "但", "还", "就是", "只是", "可是"]
             .iter()
@@ -587,6 +589,13 @@ mod tests {
         let fever = Phrases::new(&["发烧"]);
         assert!(fever.found_in(&Text::new("没有咳嗽，不过发烧了")));
         assert!(!fever.found_in(&Text::new("不过没有发烧")));
+    }
+
+    #[test]
+    fn a_chinese_negated_list_reaches_items_joined_by_and() {
+        let slurred = Phrases::new(&["言语不清", "视物重影"]);
+        assert!(!slurred.found_in(&Text::new("无肢体麻木无力、言语不清及视物重影。")));
+        assert!(slurred.found_in(&Text::new("无头痛，突然言语不清及视物重影。")));
     }
 
     #[test]
