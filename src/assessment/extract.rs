@@ -203,7 +203,11 @@ impl Findings {
                 mentions[i] = mention;
             }
         };
-        let pregnant = PREGNANT.mention_in(&text);
+        let pregnant = match PREGNANT.mention_in(&text) {
+            // "子宫增大如孕10周": a uterus the size of a pregnancy.
+            Mention::Present if text.normalized.contains("如孕") => Mention::None,
+            other => other,
+        };
         set("pregnant", pregnant);
         // Sex from words counts only when the text points one way; a spouse mentioned in passing
         // says nothing about the writer.

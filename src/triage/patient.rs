@@ -155,7 +155,8 @@ phrases! {BACK_PAIN, [
 // Cauda equina red flags (NICE CKS, GIRFT 2023): saddle numbness, new bladder or bowel trouble, both
 // legs affected.
 phrases! {CAUDA_EQUINA_SIGNS, [
-    "saddle", "numb ~ wipe", "wipe ~ numb", "between ~ legs ~ numb", "numb ~ between ~ legs",
+    "saddle ~ numb*", "saddle anaesth*", "saddle anesth*", "numb* ~ saddle", "saddle ~ reduced",
+    "reduced ~ saddle", "saddle ~ tingl*", "saddle ~ loss", "numb ~ wipe", "wipe ~ numb", "between ~ legs ~ numb", "numb ~ between ~ legs",
     "cant feel ~ toilet paper", "cant feel ~ wip*", "toilet paper ~ cant feel", "feel ~ when ~ wip*",
     "reduced sensation ~ perianal", "perianal ~ sensation", "perianal ~ anaesthesia",
     "strain* ~ to pass urine", "strain* ~ to wee", "strain* ~ to pee", "leaking ~ urine",
@@ -165,7 +166,7 @@ phrases! {CAUDA_EQUINA_SIGNS, [
     "cant pee", "havent ~ able to pee", "unable to pass urine", "cant pass urine", "not passed urine",
     "retention", "lost control ~ bladder", "wet myself", "incontinen*", "both legs ~ numb",
     "both legs ~ weak", "both legs ~ tingl*", "legs ~ both ~ numb", "bilateral ~ leg",
-    "鞍区", "会阴~麻", "屁股~麻", "肛门~麻", "尿不出", "排不出尿", "大小便失禁", "小便失禁", "两条腿~麻",
+    "鞍区~麻", "鞍区~感觉~减退", "鞍区~感觉~消失", "鞍区~没~感觉", "鞍区~感觉~异常", "会阴~麻", "屁股~麻", "肛门~麻", "尿不出", "排不出尿", "大小便失禁", "小便失禁", "两条腿~麻",
     "双腿~麻", "双下肢~麻", "双腿~无力",
 ]}
 phrases! {COPD, [
@@ -247,6 +248,12 @@ phrases! {ASTHMA_KNOWN, [
     "万托林",
 ]}
 phrases! {WHEEZE, ["wheez*", "喘鸣", "哮鸣", "嗓子~呼呼", "吱吱"]}
+phrases! {BABY_OF_DAYS, [
+    "newborn*", "new born", "neonat*", "term baby", "day-* visit", "days old", "出生~天", "新生儿",
+    "刚出生", "满月",
+]}
+// "子宫增大如孕10周": a uterus the size of a pregnancy, not a pregnancy.
+phrases! {UTERUS_SIZE, ["如孕", "size of ~ week* ~ pregnan*", "size of a ~ week* ~ pregnan*"]}
 phrases! {THUNDERCLAP, [
     "worst headache", "thunderclap", "worst ~ headache of my life", "head ~ explod*",
     "hit by ~ bat", "最厉害的头痛", "最严重的头痛", "头~要炸", "头~炸裂", "从来没有这么疼",
@@ -514,7 +521,7 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
     let high_fever = f.has(&HIGH_FEVER_WORDS) || f.temperature_c.is_some_and(|t| t >= 39.0);
     let infant = f.has(&INFANT) || f.infant_age_months.is_some_and(|m| m < 12.0);
     let young_infant = f.has(&NEWBORN) || f.infant_age_months.is_some_and(|m| m < 3.0);
-    let pregnant = f.has(&PREGNANT);
+    let pregnant = f.has(&PREGNANT) && !f.has(&UTERUS_SIZE);
     let pain = f.has(&PAIN);
     let headache = f.has(&HEADACHE);
     let abdominal_pain = f.has(&ABDOMINAL_PAIN);
@@ -589,8 +596,9 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
         Emergency,
         RedFlag::PregnancyBleedingOrSeverePain,
         (pregnant || f.has(&LATE_PERIOD))
-            && (abdominal_pain || pain)
-            && (f.has(&SHOULDER_TIP) || f.has(&DIZZY_OR_FAINT)),
+            && abdominal_pain
+            && (f.has(&SHOULDER_TIP)
+                || (f.has(&DIZZY_OR_FAINT) && (f.has(&BLEEDING) || f.has(&LATE_PERIOD)))),
     );
     rule(
         Emergency,
@@ -620,7 +628,7 @@ pub(super) fn red_flags(messages: &[&str]) -> Vec<(TriageLevel, RedFlag)> {
     rule(
         Emergency,
         RedFlag::PregnancyBleedingOrSeverePain,
-        pregnant && (f.has(&BLEEDING) || (severe && (pain || abdominal_pain))),
+        pregnant && (f.has(&BLEEDING) || (severe && abdominal_pain)),
     );
     rule(
         Emergency,
@@ -701,6 +709,9 @@ fn vital_sign_rules(f: &Findings, rule: &mut impl FnMut(TriageLevel, RedFlag, bo
     let age = m
         .age_years
         .or(f.infant_age_months.map(|months| months / 12.0));
+    // A newborn or baby of unstated age breathes and beats at a baby's rates ("day-3 visit, term
+    // baby, RR 42" is normal).
+    let age = age.or_else(|| f.has(&BABY_OF_DAYS).then_some(0.1));
     let limits = VitalLimits::for_age(age, f.has(&CHILD_WORDS) && age.is_none());
     let spo2 = m.spo2;
     let hr = m.heart_rate;
@@ -808,7 +819,7 @@ fn vital_sign_rules(f: &Findings, rule: &mut impl FnMut(TriageLevel, RedFlag, bo
         very_high_bp && organ_symptoms,
     );
     rule(Urgent, RedFlag::VeryHighBloodPressure, very_high_bp);
-    let pregnant = f.has(&PREGNANT);
+    let pregnant = f.has(&PREGNANT) && !f.has(&UTERUS_SIZE);
     rule(
         Emergency,
         RedFlag::SeverePreEclampsiaSigns,
@@ -1020,6 +1031,11 @@ mod tests {
             "kidney stone pain, took 400mg ibuprofen an hour ago and its a bit better",
             "昨天开始嗓子疼，今天抗原测了两道杠，体温37.8度，血氧仪测的98",
             "这半年总是担心各种事情，睡不着。没有想过伤害自己。",
+            "Community midwife day-3 visit. Term baby boy, feeding well. T 36.9, HR 138, RR 42.",
+            "stabbing pain next to my breastbone after moving a wardrobe, hurts when i press on it, no pain in my arm or jaw, not out of breath",
+            "腰痛伴左下肢放射痛3周，无大小便障碍，无鞍区麻木。查体：鞍区感觉正常，肛门括约肌功能正常。",
+            "妇科门诊：女，42岁，月经量增多1年，有血块。查体：子宫增大如孕10周。",
+            "我怀孕八周了，吐得厉害，站起来头晕。没有肚子疼，也没见红",
         ] {
             let a = assess(text);
             assert_ne!(a.level, TriageLevel::Emergency, "{text}: {:?}", a.reasons);

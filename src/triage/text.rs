@@ -462,7 +462,17 @@ fn negated_words(words: &[String], start: usize, end: usize) -> bool {
                 .iter()
                 .any(|c| NEGATION_BEFORE.contains(&c.as_str()))
     });
+    // "no pain in my arm or jaw": the last item of a denied list, reached through "or".
+    let denied_list = start > 0
+        && matches!(words[start - 1].as_str(), "or" | "nor")
+        && words[start.saturating_sub(8)..start - 1].iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "no" | "not" | "denies" | "denied" | "without" | "never"
+            )
+        });
     denied_thoughts
+        || denied_list
         || before.iter().any(|w| NEGATION_BEFORE.contains(&w.as_str()))
         || after.iter().any(|w| NEGATION_AFTER.contains(&w.as_str()))
         || after
