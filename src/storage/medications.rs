@@ -24,7 +24,16 @@ impl Store {
         patient: PatientId,
     ) -> Result<Vec<MedicationEntry>, StorageError> {
         let mut conn = self.pool().acquire().await?;
-        let key = self.data_key(&mut conn, patient).await?;
+        self.read_medications(&mut conn, patient).await
+    }
+
+    /// The list, read on `conn` (inside the caller's transaction, if any).
+    async fn read_medications(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        patient: PatientId,
+    ) -> Result<Vec<MedicationEntry>, StorageError> {
+        let key = self.data_key(conn, patient).await?;
         let rows = sqlx::query(
             "SELECT id, nonce, ciphertext, created_at FROM patient_medications
              WHERE patient_id = $1 ORDER BY created_at, id",
@@ -32,7 +41,6 @@ impl Store {
         .bind(patient.0)
         .fetch_all(&mut *conn)
         .await?;
-        drop(conn);
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
             let id: Uuid = row.try_get("id")?;
@@ -75,7 +83,15 @@ impl Store {
         drug: Option<&str>,
         name: &str,
     ) -> Result<MedicationEntry, StorageError> {
-        let existing = self.medications(patient).await?;
+        // One adder at a time per patient, until its insert commits: two taps on the same offer
+        // (or two replicas) must not store the entry twice.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(medication_lock(patient))
+            .execute(&mut *tx)
+            .await?;
+        // On the same connection: a second one per adder could exhaust the pool under load.
+        let existing = self.read_medications(&mut tx, patient).await?;
         if let Some(same) = existing.into_iter().find(|e| {
             e.kind == kind
                 && match (drug, e.drug.as_deref()) {
@@ -86,8 +102,7 @@ impl Store {
         }) {
             return Ok(same);
         }
-        let mut conn = self.pool().acquire().await?;
-        let key = self.data_key(&mut conn, patient).await?;
+        let key = self.data_key(&mut tx, patient).await?;
         let id = Uuid::new_v4();
         let sealable = Sealable {
             kind,
@@ -107,8 +122,9 @@ impl Store {
         .bind(patient.0)
         .bind(sealed.nonce.as_slice())
         .bind(&sealed.ciphertext)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(MedicationEntry {
             id: MedicationId(id),
             kind,
@@ -132,4 +148,13 @@ impl Store {
                 .await?;
         Ok(removed.rows_affected() == 1)
     }
+}
+
+/// The advisory-lock key that serialises additions to one patient's list: the patient id's first
+/// eight bytes, in a space of their own (the audit chain uses another constant key).
+fn medication_lock(patient: PatientId) -> i64 {
+    let bytes = patient.0.as_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes[..8]);
+    i64::from_be_bytes(first) ^ 0x6d65_6473_6c69_7374
 }

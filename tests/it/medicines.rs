@@ -452,3 +452,30 @@ fn dictionary_brands_and_combination_products_resolve_to_their_generics() {
     let aspirin = knowledge.medicines.by_id("aspirin").unwrap();
     assert!(knowledge.medicines.interaction(warfarin, aspirin).is_some());
 }
+
+#[tokio::test]
+async fn the_same_medicine_added_at_once_many_times_is_one_entry() {
+    let t = test_store(149).await;
+    let patient = consenting_patient(&t.store, 9153).await;
+    let adds = (0..8).map(|_| {
+        let store = t.store.clone();
+        tokio::spawn(async move {
+            store
+                .add_medication(
+                    patient,
+                    MedicationKind::Medicine,
+                    Some("warfarin"),
+                    "warfarin",
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let ids: std::collections::HashSet<_> = futures::future::join_all(adds)
+        .await
+        .into_iter()
+        .map(|added| added.unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 1, "every call returns the one entry");
+    assert_eq!(t.store.medications(patient).await.unwrap().len(), 1);
+}
