@@ -120,7 +120,9 @@ fn clip_label(label: &str) -> String {
     label.chars().take(39).collect::<String>() + "…"
 }
 
-async fn add_typed<G: Generator>(
+/// Adds what the patient typed (after `/meds add`, or in reply to a "which medicine?" prompt)
+/// and shows the list.
+pub(super) async fn add_typed<G: Generator>(
     context: &BotContext<G>,
     bot: &Bot,
     chat: ChatId,
@@ -168,19 +170,6 @@ pub(super) fn prompted_kind(message: &Message) -> Option<MedicationKind> {
         return None;
     }
     ui::meds_prompt_kind(replied.text()?)
-}
-
-/// The patient answered a "which medicine?" prompt with `typed`.
-pub(super) async fn on_prompt_reply<G: Generator>(
-    context: &BotContext<G>,
-    bot: &Bot,
-    chat: ChatId,
-    patient: PatientId,
-    language: Language,
-    kind: MedicationKind,
-    typed: &str,
-) -> anyhow::Result<()> {
-    add_typed(context, bot, chat, patient, language, kind, typed).await
 }
 
 /// Offers to save what the patient's message says they take or are allergic to. Best effort: the

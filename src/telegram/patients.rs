@@ -148,8 +148,7 @@ pub(super) async fn on_message<G: Generator>(
         && advised.is_none()
         && context.service.reads_as_medicine_names(text)
     {
-        return meds::on_prompt_reply(context, bot, message.chat.id, patient, language, kind, text)
-            .await;
+        return meds::add_typed(context, bot, message.chat.id, patient, language, kind, text).await;
     }
     let (command, rest) = match text.strip_prefix('/') {
         Some(command) => {

@@ -117,58 +117,41 @@ impl DrugLexicon {
             _ => None,
         });
         let mut lexicon = Self::from_names(names);
-        // Only variants that count as medicine names here (not "salt", not three-letter codes).
-        let canonical = variants
-            .iter()
-            .filter_map(|(key, value)| {
-                let HashableValue::String(variant) = key else {
-                    return None;
-                };
-                if !lexicon.names.contains(&normalise(variant)) {
-                    return None;
-                }
-                let Value::List(generics) = value else {
-                    return None;
-                };
-                let generics: Vec<String> = generics
+        // The variant → generic table as plain JSON (written by models/fetch-drug-lexicon) when it
+        // is there: the pickle's shared lists read back as None for about 1,000 variants.
+        let plain = path.with_file_name(GENERICS_FILE);
+        let table: Vec<(String, Vec<String>)> = match std::fs::read(&plain) {
+            Ok(bytes) => serde_json::from_slice::<HashMap<String, Vec<String>>>(&bytes)
+                .map_err(|e| LexiconError::Format {
+                    path: plain.clone(),
+                    problem: e.to_string(),
+                })?
+                .into_iter()
+                .collect(),
+            Err(_) => {
+                tracing::warn!(
+                    file = %plain.display(),
+                    "no plain generic-name table; some brand names may not map to their generic (run models/fetch-drug-lexicon)"
+                );
+                variants
                     .iter()
-                    .filter_map(|g| match g {
-                        Value::String(g) if !g.eq_ignore_ascii_case(variant) => Some(g.clone()),
+                    .filter_map(|(key, value)| match (key, value) {
+                        (HashableValue::String(variant), Value::List(generics)) => Some((
+                            variant.clone(),
+                            generics
+                                .iter()
+                                .filter_map(|g| match g {
+                                    Value::String(g) => Some(g.clone()),
+                                    _ => None,
+                                })
+                                .collect(),
+                        )),
                         _ => None,
                     })
-                    .collect();
-                (!generics.is_empty()).then(|| (crate::medicines::normalise(variant), generics))
-            })
-            .collect();
-        lexicon.canonical = canonical;
-        // The same table as plain JSON (written by models/fetch-drug-lexicon), complete where the
-        // pickle's shared lists read back as None.
-        let plain = path.with_file_name(GENERICS_FILE);
-        match std::fs::read(&plain) {
-            Ok(bytes) => {
-                let table: HashMap<String, Vec<String>> =
-                    serde_json::from_slice(&bytes).map_err(|e| LexiconError::Format {
-                        path: plain.clone(),
-                        problem: e.to_string(),
-                    })?;
-                lexicon.canonical = table
-                    .into_iter()
-                    .filter(|(variant, _)| lexicon.names.contains(&normalise(variant)))
-                    .filter_map(|(variant, generics)| {
-                        let generics: Vec<String> = generics
-                            .into_iter()
-                            .filter(|g| !g.eq_ignore_ascii_case(&variant))
-                            .collect();
-                        (!generics.is_empty())
-                            .then(|| (crate::medicines::normalise(&variant), generics))
-                    })
-                    .collect();
+                    .collect()
             }
-            Err(_) => tracing::warn!(
-                file = %plain.display(),
-                "no plain generic-name table; some brand names may not map to their generic (run models/fetch-drug-lexicon)"
-            ),
-        }
+        };
+        lexicon.canonical = lexicon.generics_of(table);
         if lexicon.names.len() < 1000 {
             return Err(format(format!(
                 "only {} names; expected about 100,000",
@@ -176,6 +159,25 @@ impl DrugLexicon {
             )));
         }
         Ok(lexicon)
+    }
+
+    /// The table kept: variants that count as medicine names here (not "salt", not three-letter
+    /// codes), keyed as `medicines::normalise` keys them, with the generics that differ from them.
+    fn generics_of(
+        &self,
+        table: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> HashMap<String, Vec<String>> {
+        table
+            .into_iter()
+            .filter(|(variant, _)| self.names.contains(&normalise(variant)))
+            .filter_map(|(variant, generics)| {
+                let generics: Vec<String> = generics
+                    .into_iter()
+                    .filter(|g| !g.eq_ignore_ascii_case(&variant))
+                    .collect();
+                (!generics.is_empty()).then(|| (crate::medicines::normalise(&variant), generics))
+            })
+            .collect()
     }
 
     /// A lexicon of the given names (and the built-in classes and Chinese names).
